@@ -1,0 +1,3 @@
+"""Tocsin: a security findings aggregator and notification hub."""
+
+__version__ = "0.1.0"

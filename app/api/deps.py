@@ -1,0 +1,94 @@
+"""Dependencies shared by the routers: settings, engine, the request's session, the authenticated caller."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from app.auth import Principal, authenticate, require_scope, touch_token
+from app.db import read_only, unit_of_work
+from app.settings import Settings
+
+bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer tcn_...`")
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def get_session(engine: EngineDep) -> Iterator[Session]:
+    """The request's transaction: committed before the response is sent (scope="function")."""
+    with unit_of_work(engine) as session:
+        yield session
+
+
+def get_read_session(engine: EngineDep) -> Iterator[Session]:
+    """A read-only transaction (on SQLite it never waits for a writer)."""
+    with unit_of_work(read_only(engine)) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
+
+
+def get_principal(
+    engine: EngineDep,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """Authenticate in a short read of its own; ``last_used_at`` is written at most once a minute."""
+    presented = credentials.credentials if credentials else None
+    with unit_of_work(read_only(engine)) as session:
+        principal, stale = authenticate(session, presented, timedelta(seconds=settings.token_touch_seconds))
+    if stale:
+        with unit_of_work(engine) as session:
+            touch_token(session, principal)
+    return principal
+
+
+def scoped(scope: str) -> Callable[[Principal], Principal]:
+    def dependency(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        require_scope(principal, scope)
+        return principal
+
+    dependency.__name__ = f"require_{scope}"
+    return dependency
+
+
+IngestCaller = Annotated[Principal, Depends(scoped("ingest"))]
+ReadCaller = Annotated[Principal, Depends(scoped("read"))]
+TriageCaller = Annotated[Principal, Depends(scoped("triage"))]
+AdminCaller = Annotated[Principal, Depends(scoped("admin"))]
+
+
+async def read_body(request: Request) -> bytes:
+    """The raw request body; the body-size middleware has already refused one over the limit."""
+    return await request.body()
+
+
+RawBody = Annotated[bytes, Depends(read_body)]
+
+
+def request_id(request: Request) -> str | None:
+    value: str | None = getattr(request.state, "request_id", None)
+    return value
+
+
+RequestIdDep = Annotated[str | None, Depends(request_id)]

@@ -1,0 +1,138 @@
+"""API tokens: creation (shown once), hashing, authentication and scopes.
+
+Tokens are 256-bit random values; only their SHA-256 is stored, so a stolen database holds no usable
+secret. A high-entropy token needs no slow hash, and the lookup is by hash, so no comparison leaks timing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from app.clock import new_id, utcnow
+from app.errors import ConflictError, Forbidden, NotFoundError, Unauthorized
+from app.models import ApiToken
+from app.repositories import tokens as repo
+
+SCOPES = ("ingest", "read", "triage", "admin")
+TOKEN_PREFIX = "tcn_"  # noqa: S105 (a prefix, not a secret)
+BOOTSTRAP_NAME = "bootstrap-admin"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    token_id: str
+    name: str
+    scopes: frozenset[str]
+
+    def allows(self, scope: str) -> bool:
+        return "admin" in self.scopes or scope in self.scopes
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def generate_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def create_token(
+    session: Session,
+    name: str,
+    scopes: list[str],
+    expires_at: datetime | None = None,
+    value: str | None = None,
+) -> tuple[ApiToken, str]:
+    """Create a token; return the row and the secret, which is never retrievable again."""
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        raise ConflictError(f"unknown scope(s) {', '.join(unknown)}; choose from {', '.join(SCOPES)}")
+    if not scopes:
+        raise ConflictError(f"give at least one scope ({', '.join(SCOPES)})")
+    if repo.by_name(session, name) is not None:
+        raise ConflictError(f"a token named {name!r} already exists; revoke it or pick another name")
+    secret = value or generate_token()
+    token = ApiToken(
+        id=new_id(),
+        name=name,
+        token_hash=hash_token(secret),
+        scopes=sorted(set(scopes)),
+        created_at=utcnow(),
+        expires_at=expires_at,
+    )
+    repo.add(session, token)
+    return token, secret
+
+
+def revoke_token(session: Session, name: str) -> ApiToken:
+    token = repo.by_name(session, name)
+    if token is None:
+        raise NotFoundError(f"no token named {name!r}")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        session.flush()
+    return token
+
+
+def ensure_bootstrap(session: Session, bootstrap_value: str | None) -> str | None:
+    """Make sure an admin can log in. Returns a newly created secret to print, or None.
+
+    With ``TOCSIN_BOOTSTRAP_TOKEN`` set, a token with that value is ensured (created or re-activated).
+    Without it, an admin token is created only when no active admin token exists.
+    """
+    now = utcnow()
+    if bootstrap_value:
+        digest = hash_token(bootstrap_value)
+        existing = repo.by_hash(session, digest)
+        if existing is not None:
+            if existing.revoked_at is not None or "admin" not in existing.scopes:
+                existing.revoked_at = None
+                existing.scopes = sorted(set(existing.scopes) | {"admin"})
+                session.flush()
+            return None
+        name = BOOTSTRAP_NAME
+        previous = repo.by_name(session, name)
+        if previous is not None:
+            previous.name = f"{name}-replaced-{previous.id[:8]}"
+            previous.revoked_at = previous.revoked_at or now
+            session.flush()
+        create_token(session, name, ["admin"], value=bootstrap_value)
+        return None
+    if repo.has_active_admin(session, now):
+        return None
+    name = "admin" if repo.by_name(session, "admin") is None else f"admin-{new_id()[:8]}"
+    _, secret = create_token(session, name, ["admin"])
+    return secret
+
+
+def authenticate(session: Session, presented: str | None, touch_after: timedelta) -> tuple[Principal, bool]:
+    """The caller of a request, and whether its ``last_used_at`` is stale enough to be written."""
+    if not presented:
+        raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
+    digest = hash_token(presented)
+    token = repo.by_hash(session, digest)
+    now = utcnow()
+    if token is None or not hmac.compare_digest(token.token_hash, digest):
+        raise Unauthorized("unknown token")
+    if token.revoked_at is not None:
+        raise Unauthorized(f"token {token.name!r} was revoked")
+    if token.expires_at is not None and token.expires_at <= now:
+        raise Unauthorized(f"token {token.name!r} expired at {token.expires_at.isoformat()}")
+    stale = token.last_used_at is None or now - token.last_used_at >= touch_after
+    return Principal(token_id=token.id, name=token.name, scopes=frozenset(token.scopes)), stale
+
+
+def touch_token(session: Session, principal: Principal) -> None:
+    repo.touch(session, principal.token_id, utcnow())
+
+
+def require_scope(principal: Principal, scope: str) -> None:
+    if not principal.allows(scope):
+        held = ", ".join(sorted(principal.scopes))
+        raise Forbidden(f"token {principal.name!r} lacks the {scope!r} scope (it has: {held})")

@@ -1,0 +1,187 @@
+"""The ``tocsin`` command: serve, migrate, tokens."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+
+from app.settings import Settings, SettingsError, load_settings
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        print(f"tocsin: invalid configuration: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+
+
+def _migrate(settings: Settings) -> None:
+    from app import migrations
+    from app.db import create_db_engine
+
+    engine = create_db_engine(settings)
+    try:
+        migrations.upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings()
+    _migrate(settings)
+    print("migrations applied", file=sys.stderr)
+    return 0
+
+
+def _ensure_admin(settings: Settings) -> None:
+    from app.auth import ensure_bootstrap
+    from app.db import create_db_engine, unit_of_work
+
+    engine = create_db_engine(settings)
+    try:
+        with unit_of_work(engine) as session:
+            value = settings.bootstrap_token.get_secret_value() if settings.bootstrap_token else None
+            secret = ensure_bootstrap(session, value)
+    finally:
+        engine.dispose()
+    if secret:
+        bar = "=" * 72
+        print(
+            f"\n{bar}\nCreated an admin token (shown once, store it now):\n\n    {secret}\n\n"
+            f"Use it as:  Authorization: Bearer {secret}\n{bar}\n",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.logs import configure_logging
+    from app.main import create_app
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_json)
+    _migrate(settings)
+    _ensure_admin(settings)
+    print(
+        f"Tocsin on http://{args.host}:{args.port}  (API docs: http://{args.host}:{args.port}/docs)",
+        file=sys.stderr,
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        timeout_graceful_shutdown=30,
+        proxy_headers=False,
+    )
+    return 0
+
+
+def cmd_tokens_create(args: argparse.Namespace) -> int:
+    from app.auth import create_token
+    from app.db import create_db_engine, unit_of_work
+    from app.errors import AppError
+
+    settings = _settings()
+    engine = create_db_engine(settings)
+    try:
+        with unit_of_work(engine) as session:
+            _, secret = create_token(session, args.name, args.scope, args.expires_at)
+    except AppError as exc:
+        print(f"tocsin: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(secret)
+    return 0
+
+
+def cmd_tokens_revoke(args: argparse.Namespace) -> int:
+    from app.auth import revoke_token
+    from app.db import create_db_engine, unit_of_work
+    from app.errors import AppError
+
+    settings = _settings()
+    engine = create_db_engine(settings)
+    try:
+        with unit_of_work(engine) as session:
+            revoke_token(session, args.name)
+    except AppError as exc:
+        print(f"tocsin: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(f"revoked {args.name}", file=sys.stderr)
+    return 0
+
+
+def cmd_tokens_list(args: argparse.Namespace) -> int:
+    from app.db import create_db_engine, unit_of_work
+    from app.repositories import tokens as repo
+
+    engine = create_db_engine(_settings())
+    try:
+        with unit_of_work(engine) as session:
+            for token in repo.all_tokens(session):
+                state = "revoked" if token.revoked_at else "active"
+                print(
+                    f"{token.name}\t{','.join(token.scopes)}\t{state}\tlast used {token.last_used_at or 'never'}"
+                )
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _datetime(value: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {value!r}") from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tocsin", description="Tocsin security findings hub")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="apply migrations and run the API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="apply pending database migrations")
+    migrate.set_defaults(func=cmd_migrate)
+
+    tokens = sub.add_parser("tokens", help="manage API tokens")
+    tsub = tokens.add_subparsers(dest="tokens_command", required=True)
+    create = tsub.add_parser("create", help="create a token and print it (alone) on stdout")
+    create.add_argument("--name", required=True)
+    create.add_argument(
+        "--scope",
+        action="append",
+        required=True,
+        choices=["ingest", "read", "triage", "admin"],
+        help="repeatable",
+    )
+    create.add_argument("--expires-at", type=_datetime, default=None, help="ISO 8601 time")
+    create.set_defaults(func=cmd_tokens_create)
+    revoke = tsub.add_parser("revoke", help="revoke a token by name")
+    revoke.add_argument("name")
+    revoke.set_defaults(func=cmd_tokens_revoke)
+    listing = tsub.add_parser("list", help="list tokens (never the secrets)")
+    listing.set_defaults(func=cmd_tokens_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

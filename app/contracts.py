@@ -1,0 +1,259 @@
+"""Types shared between the service and ``integrations/``: the native finding schema and the protocols.
+
+Every parser produces ``NormalizedFinding`` objects and every client may post them directly to
+``POST /v1/findings``. No SQL and no I/O here.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Protocol, runtime_checkable
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+MAX_TITLE = 512
+MAX_TEXT = 65_536
+MAX_ID = 2048
+MAX_TAGS = 100
+
+
+class Severity(StrEnum):
+    """Severity labels, with the ASFF bands on the 0-100 scale."""
+
+    informational = "informational"
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+
+# Lower bound of each band: informational < 1 <= low < 40 <= medium < 70 <= high < 90 <= critical.
+SEVERITY_BANDS: tuple[tuple[float, Severity], ...] = (
+    (90.0, Severity.critical),
+    (70.0, Severity.high),
+    (40.0, Severity.medium),
+    (1.0, Severity.low),
+    (0.0, Severity.informational),
+)
+# The number a bare label stands for: a point inside its band.
+SEVERITY_LABEL_SCORE: dict[Severity, float] = {
+    Severity.informational: 0.0,
+    Severity.low: 25.0,
+    Severity.medium: 55.0,
+    Severity.high: 80.0,
+    Severity.critical: 95.0,
+}
+SEVERITY_MIN_SCORE: dict[Severity, float] = {label: bound for bound, label in SEVERITY_BANDS}
+_LABEL_SYNONYMS = {"info": "informational", "information": "informational", "moderate": "medium"}
+
+
+def severity_label(score: float) -> Severity:
+    for bound, label in SEVERITY_BANDS:
+        if score >= bound:
+            return label
+    return Severity.informational
+
+
+def parse_severity(value: object) -> float:
+    """A label (any case) or a number 0-100 -> the 0-100 score. Raises ValueError naming the problem."""
+    if isinstance(value, bool):
+        raise ValueError("severity must be a label or a number 0-100, not a boolean")
+    if isinstance(value, int | float):
+        number = float(value)
+        if math.isnan(number) or not 0.0 <= number <= 100.0:
+            raise ValueError(f"severity number must be between 0 and 100, got {value}")
+        return number
+    if isinstance(value, str):
+        text = value.strip().lower()
+        text = _LABEL_SYNONYMS.get(text, text)
+        try:
+            return SEVERITY_LABEL_SCORE[Severity(text)]
+        except ValueError:
+            pass
+        try:
+            return parse_severity(float(text))
+        except ValueError:
+            pass
+    labels = ", ".join(s.value for s in Severity)
+    raise ValueError(f"severity must be one of {labels} or a number 0-100, got {value!r}")
+
+
+SeverityInput = Annotated[
+    float,
+    BeforeValidator(parse_severity),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "enum": [s.value for s in Severity]},
+                {"type": "number", "minimum": 0, "maximum": 100},
+            ],
+            "examples": ["high", 75],
+        }
+    ),
+]
+
+
+class SourceStatus(StrEnum):
+    """Status as the source reports it (not the triage status)."""
+
+    open = "open"
+    resolved = "resolved"
+    suppressed = "suppressed"
+
+
+class DataSensitivity(StrEnum):
+    none = "none"
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Resource(_Strict):
+    """What the finding is about: a cloud resource, an image, a repository, a host."""
+
+    type: str | None = Field(None, max_length=256, examples=["AwsEc2Instance"])
+    id: str | None = Field(
+        None, max_length=MAX_ID, examples=["arn:aws:ec2:eu-west-1:123456789012:instance/i-0abc"]
+    )
+    account_id: str | None = Field(None, max_length=128, examples=["123456789012"])
+    region: str | None = Field(None, max_length=64, examples=["eu-west-1"])
+    tags: dict[str, str] = Field(default_factory=dict, examples=[{"env": "prod", "owner": "payments"}])
+    public: bool = Field(False, description="The resource is reachable from the internet (feeds the score).")
+
+    @field_validator("tags")
+    @classmethod
+    def _bounded_tags(cls, tags: dict[str, str]) -> dict[str, str]:
+        if len(tags) > MAX_TAGS:
+            raise ValueError(f"at most {MAX_TAGS} tags, got {len(tags)}")
+        for key, value in tags.items():
+            if not key or len(key) > 256 or len(value) > 1024:
+                raise ValueError(f"tag {key[:40]!r}: keys must be 1-256 characters and values at most 1024")
+        return tags
+
+
+class Location(_Strict):
+    """Where in code the finding is (for code and dependency scanners)."""
+
+    repository: str | None = Field(None, max_length=MAX_ID, examples=["github.com/acme/shop"])
+    path: str | None = Field(None, max_length=MAX_ID, examples=["src/app/settings.py"])
+    line: int | None = Field(None, ge=0, le=10_000_000, examples=[42])
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class NormalizedFinding(_Strict):
+    """The native finding: what every parser produces and what ``POST /v1/findings`` accepts."""
+
+    source: str = Field(
+        ..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$", examples=["trivy"]
+    )
+    source_id: str | None = Field(
+        None, min_length=1, max_length=MAX_ID, description="The source's own stable id for this finding."
+    )
+    type: str = Field(..., min_length=1, max_length=512, examples=["CVE-2024-3094"])
+    title: str = Field(..., min_length=1, max_length=MAX_TITLE, examples=["xz-utils backdoor"])
+    description: str | None = Field(None, max_length=MAX_TEXT)
+    severity: SeverityInput = Field(
+        ..., description="A label (informational, low, medium, high, critical) or a number 0-100."
+    )
+    resource: Resource = Field(default_factory=Resource)
+    location: Location | None = None
+    observed_at: datetime | None = Field(
+        None, description="When the source last observed it (UTC if no zone)."
+    )
+    confidence: int | None = Field(None, ge=0, le=100)
+    references: list[str] = Field(default_factory=list, max_length=50)
+    remediation: str | None = Field(None, max_length=MAX_TEXT)
+    status: SourceStatus | None = Field(None, description="Status as the source reports it.")
+    data_sensitivity: DataSensitivity | None = Field(
+        None, description="Sensitivity of the data the resource holds (feeds the score)."
+    )
+    aliases: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Other keys this finding is known by (e.g. the GuardDuty id of an ASFF finding).",
+    )
+    context: dict[str, Any] = Field(
+        default_factory=dict, description="Structured extras: CVE, CVSS, package, fixed version..."
+    )
+    raw: Any = Field(None, description="The original source document, kept verbatim.")
+
+    @field_validator("observed_at")
+    @classmethod
+    def _observed_utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else _aware(value)
+
+    @field_validator("references")
+    @classmethod
+    def _urls(cls, refs: list[str]) -> list[str]:
+        for i, ref in enumerate(refs):
+            if len(ref) > MAX_ID or not ref.lower().startswith(("http://", "https://")):
+                raise ValueError(f"reference {i} must be an http(s) URL of at most {MAX_ID} characters")
+        return refs
+
+    @field_validator("aliases")
+    @classmethod
+    def _aliases(cls, aliases: list[str]) -> list[str]:
+        for i, alias in enumerate(aliases):
+            if not alias or len(alias) > MAX_ID:
+                raise ValueError(f"alias {i} must be 1-{MAX_ID} characters")
+        return aliases
+
+    @model_validator(mode="after")
+    def _has_identity(self) -> NormalizedFinding:
+        loc = self.location
+        if not self.source_id and not self.resource.id and not (loc and (loc.path or loc.repository)):
+            raise ValueError(
+                "finding has no identity: give source_id, resource.id or location.path so repeats can be "
+                "recognised"
+            )
+        return self
+
+    @property
+    def severity_label(self) -> Severity:
+        return severity_label(self.severity)
+
+
+class SourceParser(Protocol):
+    """A source format: a pure function from a parsed document to native findings."""
+
+    name: str
+
+    def parse(self, document: Any) -> list[NormalizedFinding]: ...
+
+
+class DeliveryResult(BaseModel):
+    """What a channel reports after one send attempt; retry policy lives in delivery/, not here."""
+
+    ok: bool
+    retryable: bool = False
+    status_code: int | None = None
+    detail: str = ""
+    retry_after_seconds: float | None = None
+
+
+@runtime_checkable
+class Channel(Protocol):
+    kind: str
+
+    def send(self, notification: Any) -> DeliveryResult: ...
+
+
+ScopeName = Literal["ingest", "read", "triage", "admin"]

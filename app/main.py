@@ -1,0 +1,69 @@
+"""create_app(): lifespan (engine), routers, middleware and error handlers. Nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from sqlalchemy import Engine
+
+from app import __version__
+from app.api import errors, findings, health, middleware, tokens
+from app.api.schemas import FindingBatch
+from app.db import create_db_engine
+from app.settings import Settings, load_settings
+
+DESCRIPTION = """
+Tocsin pulls security findings from AWS and external scanners into one place, deduplicates them,
+scores them by real risk and routes each to the team that owns the resource.
+
+Authenticate with `Authorization: Bearer <token>`. Scopes: `ingest`, `read`, `triage`, `admin`
+(admin implies all). Every error answers `{"detail", "code", "errors"?}`.
+"""
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_engine = engine is None
+        app.state.engine = engine or create_db_engine(settings)
+        try:
+            yield
+        finally:
+            if own_engine:
+                app.state.engine.dispose()
+
+    app = FastAPI(
+        title="Tocsin",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    if engine is not None:
+        app.state.engine = engine
+    errors.install(app)
+    middleware.install(app, settings.max_body_bytes)
+    for module in (health, findings, tokens):
+        app.include_router(module.router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The generated document plus the schemas of bodies that endpoints decode themselves."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    batch = FindingBatch.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, definition in batch.pop("$defs", {}).items():
+        components.setdefault(name, definition)
+    components["FindingBatch"] = batch
+    app.openapi_schema = schema
+    return schema

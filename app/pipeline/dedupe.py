@@ -1,0 +1,195 @@
+"""Deduplication and lifecycle: which incoming findings are new, repeats, regressions or resolutions.
+
+Works on a whole batch: duplicates inside the batch are merged first (an upsert must not touch a row
+twice), existing findings are found through any of their alias keys with one lookup and locked with one
+query, and every write is one batched statement (see repositories/findings.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.contracts import NormalizedFinding, SourceStatus
+from app.repositories import findings as repo
+from app.repositories.findings import FindingState
+
+# Triage statuses
+OPEN = "open"
+ACKNOWLEDGED = "acknowledged"
+RESOLVED = "resolved"
+SUPPRESSED = "suppressed"
+FALSE_POSITIVE = "false_positive"
+STATUSES = (OPEN, ACKNOWLEDGED, RESOLVED, SUPPRESSED, FALSE_POSITIVE)
+
+
+@dataclass(slots=True)
+class Incoming:
+    """One distinct finding of the batch (duplicates merged; the last copy's content wins)."""
+
+    indexes: list[int]
+    finding: NormalizedFinding
+    raw: Any
+    fingerprint: str
+    alias_keys: tuple[str, ...]
+    alias_hashes: tuple[str, ...]
+    content_hash: str
+    copy_hashes: list[str]
+    observed_first: datetime | None
+
+    @property
+    def count(self) -> int:
+        return len(self.indexes)
+
+
+@dataclass(slots=True)
+class Transition:
+    status: str
+    event: str | None
+    note: str | None = None
+
+
+@dataclass(slots=True)
+class Matched:
+    """Incoming findings split into those with a stored row (locked) and the new ones."""
+
+    existing: list[tuple[Incoming, FindingState]] = field(default_factory=list)
+    new: list[Incoming] = field(default_factory=list)
+
+
+def merge_duplicates(items: list[Incoming]) -> list[Incoming]:
+    """Fold copies of the same fingerprint into one, keeping every batch index."""
+    merged: dict[str, Incoming] = {}
+    for item in items:
+        current = merged.get(item.fingerprint)
+        if current is None:
+            merged[item.fingerprint] = item
+            continue
+        current.indexes.extend(item.indexes)
+        current.copy_hashes.extend(item.copy_hashes)
+        current.finding, current.raw, current.content_hash = item.finding, item.raw, item.content_hash
+        current.alias_keys = tuple(dict.fromkeys(current.alias_keys + item.alias_keys))
+        current.alias_hashes = tuple(dict.fromkeys(current.alias_hashes + item.alias_hashes))
+        if item.observed_first and (
+            current.observed_first is None or item.observed_first < current.observed_first
+        ):
+            current.observed_first = item.observed_first
+    return list(merged.values())
+
+
+def match_existing(session: Session, items: list[Incoming]) -> Matched:
+    """Find the stored finding of each item by any alias or its fingerprint, and lock those rows."""
+    hashes = [h for item in items for h in item.alias_hashes]
+    targets = repo.alias_targets(session, hashes)
+    wanted_ids = [targets[h] for item in items for h in item.alias_hashes if h in targets]
+    states = repo.lock_states(session, wanted_ids, [item.fingerprint for item in items])
+    by_id = {state.id: state for state in states}
+    by_fp = {state.fingerprint: state for state in states}
+    matched = Matched()
+    claimed: dict[str, Incoming] = {}
+    for item in items:
+        state = by_fp.get(item.fingerprint) or next(
+            (by_id[targets[h]] for h in item.alias_hashes if h in targets and targets[h] in by_id), None
+        )
+        if state is None:
+            matched.new.append(item)
+        elif state.id in claimed:
+            # Two fingerprints of the batch lead to one stored finding through aliases: fold them.
+            first = claimed[state.id]
+            first.indexes.extend(item.indexes)
+            first.copy_hashes.extend(item.copy_hashes)
+            first.alias_keys = tuple(dict.fromkeys(first.alias_keys + item.alias_keys))
+            first.alias_hashes = tuple(dict.fromkeys(first.alias_hashes + item.alias_hashes))
+        else:
+            claimed[state.id] = item
+            matched.existing.append((item, state))
+    return matched
+
+
+def lock_conflicts(session: Session, items: list[Incoming]) -> list[tuple[Incoming, FindingState]]:
+    """Items whose insert lost a race with a concurrent batch: load the winner's row, locked."""
+    states = repo.lock_states(session, [], [item.fingerprint for item in items])
+    by_fp = {state.fingerprint: state for state in states}
+    return [(item, by_fp[item.fingerprint]) for item in items if item.fingerprint in by_fp]
+
+
+def initial_status(finding: NormalizedFinding) -> Transition:
+    if finding.status == SourceStatus.resolved:
+        return Transition(RESOLVED, "created", "reported resolved by the source")
+    if finding.status == SourceStatus.suppressed:
+        return Transition(SUPPRESSED, "created", "reported suppressed by the source")
+    return Transition(OPEN, "created")
+
+
+def transition_on_report(
+    current: str, suppressed_until: datetime | None, reported: SourceStatus | None, now: datetime
+) -> Transition:
+    """The lifecycle step when a source reports a finding we already have."""
+    if reported == SourceStatus.resolved:
+        if current in (OPEN, ACKNOWLEDGED):
+            return Transition(RESOLVED, "resolved_by_source", "the source reports it resolved")
+        return Transition(current, None)
+    if reported == SourceStatus.suppressed:
+        if current in (OPEN, ACKNOWLEDGED):
+            return Transition(SUPPRESSED, "suppressed_by_source", "the source reports it suppressed")
+        return Transition(current, None)
+    if current == RESOLVED:
+        return Transition(OPEN, "regressed", "reported open again after it was resolved")
+    if current == SUPPRESSED and suppressed_until is not None and suppressed_until <= now:
+        return Transition(OPEN, "reopened", "suppression expired and the source still reports it")
+    return Transition(current, None)
+
+
+def outcome_per_index(item: Incoming, group_outcome: str) -> dict[int, str]:
+    """The first copy carries the group's outcome; later copies in the batch are repeats of it."""
+    outcomes = {item.indexes[0]: group_outcome}
+    for position in range(1, len(item.indexes)):
+        same = item.copy_hashes[position] == item.copy_hashes[position - 1]
+        outcomes[item.indexes[position]] = "unchanged" if same else "updated"
+    return outcomes
+
+
+def write_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    return repo.insert_new(session, rows)
+
+
+def write_repeats(session: Session, seen: list[dict[str, Any]], changed: list[dict[str, Any]]) -> None:
+    repo.update_seen(session, seen)
+    repo.update_content(session, changed)
+
+
+def write_history(session: Session, events: list[dict[str, Any]], aliases: list[dict[str, Any]]) -> None:
+    repo.insert_events(session, events)
+    repo.insert_aliases(session, aliases)
+
+
+def content_columns(item: Incoming) -> dict[str, Any]:
+    """The columns that carry what the source said about the finding."""
+    f = item.finding
+    loc = f.location
+    return {
+        "source_id": f.source_id,
+        "title": f.title,
+        "description": f.description,
+        "severity": f.severity,
+        "severity_label": f.severity_label.value,
+        "resource_type": f.resource.type,
+        "account_id": f.resource.account_id,
+        "region": f.resource.region,
+        "tags": f.resource.tags,
+        "public": f.resource.public,
+        "repository": loc.repository if loc else None,
+        "path": loc.path if loc else None,
+        "line": loc.line if loc else None,
+        "confidence": f.confidence,
+        "references": f.references,
+        "remediation": f.remediation,
+        "data_sensitivity": f.data_sensitivity.value if f.data_sensitivity else None,
+        "context": f.context,
+        "raw": item.raw,
+        "source_status": f.status.value if f.status else None,
+        "content_hash": item.content_hash,
+    }

@@ -1,0 +1,182 @@
+"""The one place where the stages meet: normalize -> fingerprint -> deduplicate -> score -> store.
+
+One transaction per batch, opened by the caller; a constant number of statements whatever the batch size.
+Routing and the outbox plug in after scoring (later issues).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.clock import new_id, utcnow
+from app.pipeline import dedupe, fingerprint, score
+from app.pipeline.dedupe import Incoming
+from app.pipeline.normalize import ValidItem
+from app.repositories.findings import FindingState
+from app.settings import ScoringWeights
+
+
+@dataclass(slots=True)
+class IngestOutcome:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    results: dict[int, tuple[str, str]] = field(default_factory=dict)  # index -> (finding id, outcome)
+
+
+def to_incoming(items: list[ValidItem]) -> list[Incoming]:
+    incoming = []
+    for item in items:
+        identity = fingerprint.identity_of(item.finding)
+        digest = fingerprint.content_hash(item.finding)
+        incoming.append(
+            Incoming(
+                indexes=[item.index],
+                finding=item.finding,
+                raw=item.raw,
+                fingerprint=identity.fingerprint,
+                alias_keys=identity.alias_keys,
+                alias_hashes=tuple(fingerprint.alias_hash(key) for key in identity.alias_keys),
+                content_hash=digest,
+                copy_hashes=[digest],
+                observed_first=item.finding.observed_at,
+            )
+        )
+    return incoming
+
+
+def ingest(
+    session: Session, items: list[ValidItem], actor: str, weights: ScoringWeights, now: datetime | None = None
+) -> IngestOutcome:
+    """Store a batch of validated findings and return the outcome of each batch index."""
+    now = now or utcnow()
+    outcome = IngestOutcome()
+    if not items:
+        return outcome
+    incoming = dedupe.merge_duplicates(to_incoming(items))
+    matched = dedupe.match_existing(session, incoming)
+
+    events: list[dict[str, Any]] = []
+    aliases: list[dict[str, Any]] = []
+    ids: dict[str, str] = {}  # fingerprint -> finding id
+
+    new_rows = [_new_row(item, weights, now) for item in matched.new]
+    inserted = dedupe.write_new(session, new_rows)
+    lost_race = [item for item in matched.new if item.fingerprint not in inserted]
+    for item, row in zip(matched.new, new_rows, strict=True):
+        if item.fingerprint not in inserted:
+            continue
+        ids[item.fingerprint] = row["id"]
+        events.append(_event(row["id"], "created", actor, now, None, row["status"], row["status_note"]))
+        if item.count > 1:
+            events.append(
+                _event(row["id"], "seen", actor, now, None, None, f"{item.count - 1} more in batch")
+            )
+        _record(outcome, item, row["id"], "created")
+    repeats = matched.existing + dedupe.lock_conflicts(session, lost_race)
+
+    seen_rows: list[dict[str, Any]] = []
+    changed_rows: list[dict[str, Any]] = []
+    for item, state in repeats:
+        row, group_outcome, event = _repeat_row(item, state, weights, now)
+        (changed_rows if group_outcome == "updated" and row.get("content_hash") else seen_rows).append(row)
+        ids[item.fingerprint] = state.id
+        events.append(
+            _event(state.id, event.event or "seen", actor, now, state.status, row["status"], event.note)
+        )
+        _record(outcome, item, state.id, group_outcome)
+    dedupe.write_repeats(session, seen_rows, changed_rows)
+
+    for item in incoming:
+        finding_id = ids.get(item.fingerprint)
+        if finding_id is None:
+            continue  # folded into another finding through an alias
+        aliases.extend(
+            {"alias_hash": h, "alias": key, "finding_id": finding_id, "created_at": now}
+            for key, h in zip(item.alias_keys, item.alias_hashes, strict=True)
+        )
+    dedupe.write_history(session, events, aliases)
+    return outcome
+
+
+def _record(outcome: IngestOutcome, item: Incoming, finding_id: str, group_outcome: str) -> None:
+    for index, result in dedupe.outcome_per_index(item, group_outcome).items():
+        outcome.results[index] = (finding_id, result)
+        setattr(outcome, result, getattr(outcome, result) + 1)
+
+
+def _new_row(item: Incoming, weights: ScoringWeights, now: datetime) -> dict[str, Any]:
+    start = dedupe.initial_status(item.finding)
+    value, breakdown = score.score_finding(item.finding, item.count, weights)
+    first_seen = min(item.observed_first, now) if item.observed_first else now
+    return {
+        "id": new_id(),
+        "fingerprint": item.fingerprint,
+        "source": item.finding.source.lower(),
+        "type": item.finding.type,
+        "resource_id": item.finding.resource.id,
+        **dedupe.content_columns(item),
+        "status": start.status,
+        "status_note": start.note,
+        "suppressed_until": None,
+        "score": value,
+        "score_breakdown": breakdown,
+        "occurrences": item.count,
+        "first_seen": first_seen,
+        "last_seen": now,
+        "observed_at": item.finding.observed_at,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _repeat_row(
+    item: Incoming, state: FindingState, weights: ScoringWeights, now: datetime
+) -> tuple[dict[str, Any], str, dedupe.Transition]:
+    step = dedupe.transition_on_report(state.status, state.suppressed_until, item.finding.status, now)
+    occurrences = state.occurrences + item.count
+    value, breakdown = score.score_finding(item.finding, occurrences, weights)
+    changed = item.content_hash != state.content_hash
+    row: dict[str, Any] = {
+        "id": state.id,
+        "status": step.status,
+        "status_note": step.note if step.event else state.status_note,
+        "suppressed_until": None if step.status != dedupe.SUPPRESSED else state.suppressed_until,
+        "score": value,
+        "score_breakdown": breakdown,
+        "occurrences": occurrences,
+        "last_seen": now,
+        "observed_at": item.finding.observed_at,
+        "updated_at": now,
+    }
+    if changed:
+        row.update(dedupe.content_columns(item))
+    if step.event is None and not changed:
+        return row, "unchanged", step
+    if step.event is None:
+        step = dedupe.Transition(step.status, "updated", "content changed")
+    return row, "updated", step
+
+
+def _event(
+    finding_id: str,
+    kind: str,
+    actor: str,
+    at: datetime,
+    from_status: str | None,
+    to_status: str | None,
+    note: str | None,
+) -> dict[str, Any]:
+    return {
+        "finding_id": finding_id,
+        "kind": kind,
+        "actor": actor,
+        "at": at,
+        "from_status": from_status,
+        "to_status": to_status,
+        "note": note,
+    }

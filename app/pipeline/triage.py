@@ -1,0 +1,84 @@
+"""Triage: the status changes people make, and which ones are allowed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from app.errors import ConflictError, NotFoundError, ValidationFailed
+from app.pipeline.dedupe import ACKNOWLEDGED, FALSE_POSITIVE, OPEN, RESOLVED, SUPPRESSED
+from app.repositories import triage as repo
+
+ALLOWED: dict[str, frozenset[str]] = {
+    OPEN: frozenset({ACKNOWLEDGED, SUPPRESSED, RESOLVED, FALSE_POSITIVE}),
+    ACKNOWLEDGED: frozenset({OPEN, SUPPRESSED, RESOLVED, FALSE_POSITIVE}),
+    SUPPRESSED: frozenset({OPEN, ACKNOWLEDGED, RESOLVED, FALSE_POSITIVE}),
+    RESOLVED: frozenset({OPEN, FALSE_POSITIVE}),
+    FALSE_POSITIVE: frozenset({OPEN}),
+}
+
+
+@dataclass(slots=True)
+class TriageChange:
+    finding_id: str
+    before: dict[str, str | None]
+    after: dict[str, str | None]
+
+
+def check_transition(current: str, target: str) -> None:
+    if current == target:
+        raise ConflictError(f"finding is already {current}")
+    allowed = ALLOWED.get(current, frozenset())
+    if target not in allowed:
+        options = ", ".join(sorted(allowed)) or "none"
+        raise ConflictError(
+            f"cannot change a {current} finding to {target}; allowed from {current}: {options}"
+        )
+
+
+def change_status(
+    session: Session,
+    finding_id: str,
+    target: str,
+    note: str | None,
+    suppressed_until: datetime | None,
+    actor: str,
+    now: datetime,
+) -> TriageChange:
+    if target == SUPPRESSED:
+        if suppressed_until is None:
+            raise ValidationFailed(
+                "suppressed_until is required to suppress a finding", field="suppressed_until"
+            )
+        if suppressed_until <= now:
+            raise ValidationFailed("suppressed_until must be in the future", field="suppressed_until")
+    elif suppressed_until is not None:
+        raise ValidationFailed(
+            "suppressed_until is only allowed with status suppressed", field="suppressed_until"
+        )
+    row = repo.lock_finding(session, finding_id)
+    if row is None:
+        raise NotFoundError(f"no finding with id {finding_id!r}")
+    check_transition(row.status, target)
+    repo.set_status(session, finding_id, target, note, suppressed_until, now)
+    repo.add_event(
+        session,
+        {
+            "finding_id": finding_id,
+            "kind": "triage",
+            "actor": actor,
+            "at": now,
+            "from_status": row.status,
+            "to_status": target,
+            "note": note,
+        },
+    )
+    before = {"status": row.status, "note": row.status_note, "suppressed_until": _iso(row.suppressed_until)}
+    after = {"status": target, "note": note, "suppressed_until": _iso(suppressed_until)}
+    return TriageChange(finding_id, before, after)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

@@ -1,0 +1,178 @@
+"""Write-side SQL for findings: batch lookups, inserts, updates, events and aliases.
+
+Every function takes a whole batch and costs one statement (executemany or IN list), never one per
+finding. The caller (pipeline.dedupe via pipeline.ingest) owns the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy.orm import Session
+
+from app.models import Finding, FindingAlias, FindingEvent
+from app.repositories.dialect import chunks, insert_for, lock_rows, unique
+
+findings_t = Finding.__table__  # type: ignore[attr-defined]
+aliases_t = FindingAlias.__table__  # type: ignore[attr-defined]
+events_t = FindingEvent.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(slots=True)
+class FindingState:
+    """What the lifecycle needs to know of a stored finding."""
+
+    id: str
+    fingerprint: str
+    status: str
+    status_note: str | None
+    suppressed_until: datetime | None
+    occurrences: int
+    content_hash: str
+    first_seen: datetime
+
+
+_STATE_COLUMNS = (
+    findings_t.c.id,
+    findings_t.c.fingerprint,
+    findings_t.c.status,
+    findings_t.c.status_note,
+    findings_t.c.suppressed_until,
+    findings_t.c.occurrences,
+    findings_t.c.content_hash,
+    findings_t.c.first_seen,
+)
+
+
+def alias_targets(session: Session, alias_hashes: Sequence[str]) -> dict[str, str]:
+    """alias hash -> finding id, for the hashes that are known."""
+    found: dict[str, str] = {}
+    conn = session.connection()
+    for part in chunks(unique(alias_hashes)):
+        rows = conn.execute(
+            select(aliases_t.c.alias_hash, aliases_t.c.finding_id).where(aliases_t.c.alias_hash.in_(part))
+        )
+        found.update({row[0]: row[1] for row in rows})
+    return found
+
+
+def lock_states(session: Session, ids: Sequence[str], fingerprints: Sequence[str]) -> list[FindingState]:
+    """Load and lock (PostgreSQL: FOR UPDATE, in id order to limit deadlocks) the given findings.
+
+    One statement for a normal batch; very large batches are split to respect SQLite's parameter limit.
+    """
+    conn = session.connection()
+    keys = [("id", value) for value in unique(ids)] + [("fp", value) for value in unique(fingerprints)]
+    states: dict[str, FindingState] = {}
+    for part in chunks(keys):
+        part_ids = [value for kind, value in part if kind == "id"]
+        part_fps = [value for kind, value in part if kind == "fp"]
+        conditions = []
+        if part_ids:
+            conditions.append(findings_t.c.id.in_(part_ids))
+        if part_fps:
+            conditions.append(findings_t.c.fingerprint.in_(part_fps))
+        stmt = lock_rows(session, select(*_STATE_COLUMNS).where(or_(*conditions)).order_by(findings_t.c.id))
+        for row in conn.execute(stmt):
+            states[row[0]] = FindingState(*row)
+    return list(states.values())
+
+
+def insert_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert findings, skipping fingerprints that exist; return the fingerprints actually inserted.
+
+    A fingerprint missing from the result was inserted by a concurrent batch after our lookup: the
+    caller treats it as a repeat.
+    """
+    if not rows:
+        return set()
+    rows = sorted(rows, key=lambda row: row["fingerprint"])
+    stmt = (
+        insert_for(session, findings_t)
+        .on_conflict_do_nothing(index_elements=["fingerprint"])
+        .returning(findings_t.c.fingerprint)
+    )
+    result = session.connection().execute(stmt, rows)
+    return {row[0] for row in result}
+
+
+_TOUCH_COLUMNS = (
+    "status",
+    "status_note",
+    "suppressed_until",
+    "score",
+    "score_breakdown",
+    "occurrences",
+    "last_seen",
+    "observed_at",
+    "updated_at",
+)
+_CONTENT_COLUMNS = (
+    "source_id",
+    "title",
+    "description",
+    "severity",
+    "severity_label",
+    "resource_type",
+    "account_id",
+    "region",
+    "tags",
+    "public",
+    "repository",
+    "path",
+    "line",
+    "confidence",
+    "references",
+    "remediation",
+    "data_sensitivity",
+    "context",
+    "raw",
+    "source_status",
+    "content_hash",
+)
+
+
+def _update_statement(columns: Sequence[str]) -> Any:
+    return (
+        update(findings_t)
+        .where(findings_t.c.id == bindparam("_id"))
+        .values({name: bindparam(f"_{name}") for name in columns})
+    )
+
+
+_TOUCH_STMT = _update_statement(_TOUCH_COLUMNS)
+_FULL_STMT = _update_statement(_TOUCH_COLUMNS + _CONTENT_COLUMNS)
+
+
+def update_seen(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Repeats whose content did not change: counters, timestamps, score, status."""
+    _execute_updates(session, _TOUCH_STMT, _TOUCH_COLUMNS, rows)
+
+
+def update_content(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Repeats whose content changed: everything, the raw document included."""
+    _execute_updates(session, _FULL_STMT, _TOUCH_COLUMNS + _CONTENT_COLUMNS, rows)
+
+
+def _execute_updates(session: Session, stmt: Any, columns: Sequence[str], rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    params = [{"_id": row["id"], **{f"_{name}": row[name] for name in columns}} for row in rows]
+    params.sort(key=lambda p: p["_id"])
+    session.connection().execute(stmt, params)
+
+
+def insert_events(session: Session, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        session.connection().execute(events_t.insert(), rows)
+
+
+def insert_aliases(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Record aliases; a key already owned by a finding keeps its owner."""
+    if rows:
+        stmt = insert_for(session, aliases_t).on_conflict_do_nothing(index_elements=["alias_hash"])
+        session.connection().execute(stmt, sorted(rows, key=lambda row: row["alias_hash"]))

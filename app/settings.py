@@ -1,0 +1,163 @@
+"""Service configuration, read from ``TOCSIN_*`` environment variables.
+
+Nothing here runs at import time: ``load_settings()`` is called by the CLI and by ``create_app`` so that
+an invalid value stops start-up with one line naming the variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SQLITE_PATH = Path("var") / "tocsin.db"
+
+
+class ScoringWeights(BaseSettings):
+    """Factors the risk score multiplies into the normalized severity (see README, "Scoring")."""
+
+    model_config = SettingsConfigDict(env_prefix="TOCSIN_SCORE_", extra="ignore")
+
+    public_exposure: float = Field(
+        1.5, ge=1.0, le=5.0, description="Factor for a public / internet-facing resource."
+    )
+    environment_tags: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["env", "environment", "stage"],
+        description="Resource tag names read for the environment (comma separated).",
+    )
+    environment_factors: dict[str, float] = Field(
+        default_factory=lambda: {
+            "prod": 1.3,
+            "production": 1.3,
+            "prd": 1.3,
+            "live": 1.3,
+            "staging": 1.0,
+            "stage": 1.0,
+            "qa": 0.8,
+            "test": 0.7,
+            "dev": 0.7,
+            "development": 0.7,
+            "sandbox": 0.6,
+        },
+        description="Environment tag value (lower case) -> factor, as JSON.",
+    )
+    sensitivity_factors: dict[str, float] = Field(
+        default_factory=lambda: {"none": 1.0, "low": 1.0, "medium": 1.15, "high": 1.3, "critical": 1.5},
+        description="Data sensitivity -> factor, as JSON.",
+    )
+    sensitivity_tags: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [
+            "data-classification",
+            "data_classification",
+            "dataclassification",
+            "sensitivity",
+        ],
+        description="Resource tag names read for data sensitivity (comma separated).",
+    )
+    sensitivity_tag_values: dict[str, str] = Field(
+        default_factory=lambda: {
+            "public": "none",
+            "internal": "low",
+            "confidential": "high",
+            "sensitive": "high",
+            "restricted": "critical",
+            "secret": "critical",
+            "pii": "high",
+            "phi": "critical",
+            "pci": "critical",
+        },
+        description="Tag value (lower case) -> data sensitivity level, as JSON.",
+    )
+    confidence_floor: float = Field(
+        0.6, ge=0.0, le=1.0, description="Factor at confidence 0; confidence 100 gives 1.0 (linear)."
+    )
+    recurrence_step: float = Field(
+        0.05, ge=0.0, le=0.5, description="Added per doubling of occurrences, capped at 4 doublings."
+    )
+
+    @field_validator("environment_tags", "sensitivity_tags", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("environment_factors", "sensitivity_factors")
+    @classmethod
+    def _factors_in_range(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, factor in value.items():
+            if not 0.0 <= factor <= 5.0:
+                raise ValueError(f"factor for {key!r} must be between 0 and 5, got {factor}")
+        return {key.lower(): factor for key, factor in value.items()}
+
+
+class Settings(BaseSettings):
+    """All service settings. Field names map to ``TOCSIN_<NAME>`` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="TOCSIN_", extra="ignore", env_nested_delimiter=None)
+
+    database_url: str = Field(
+        default=f"sqlite:///{DEFAULT_SQLITE_PATH}",
+        description="SQLAlchemy URL: sqlite:///path, postgresql+psycopg://... or postgresql+asyncpg://...",
+    )
+    bootstrap_token: SecretStr | None = Field(
+        default=None, description="Ensures an admin token with this value exists at start-up."
+    )
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    max_batch_findings: int = Field(1000, ge=1, le=10000)
+    db_pool_size: int = Field(
+        4, ge=1, le=100, description="Connections per process; small pools avoid row-lock pile-ups."
+    )
+    log_level: str = Field("INFO", pattern=r"^(?i)(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+    log_json: bool = True
+    ingest_retry_attempts: int = Field(
+        4, ge=1, le=20, description="Attempts for a batch that hits a deadlock or serialization failure."
+    )
+    token_touch_seconds: int = Field(
+        60,
+        ge=0,
+        description="A token's last_used_at is written at most this often (saves a write per request).",
+    )
+    scoring: ScoringWeights = Field(default_factory=ScoringWeights)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0]
+        if "://" not in value or not (scheme.startswith("sqlite") or scheme.startswith("postgresql")):
+            raise ValueError(
+                "must be a SQLAlchemy URL starting with sqlite:/// or postgresql+psycopg:// "
+                f"(got scheme {scheme!r})"
+            )
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+class SettingsError(Exception):
+    """A configuration value is invalid; the message is one line naming the variable."""
+
+
+def describe_validation_error(exc: ValidationError, prefix: str) -> str:
+    """One line: ``TOCSIN_X: what is wrong`` for each invalid variable."""
+    parts = []
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        parts.append(f"{prefix}{field.upper()}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate settings; raise SettingsError with a one-line message on a bad value."""
+    try:
+        scoring = ScoringWeights()
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc, "TOCSIN_SCORE_")) from exc
+    try:
+        return Settings(scoring=scoring, **overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc, "TOCSIN_")) from exc
