@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -71,7 +72,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"Tocsin on http://{args.host}:{args.port}  (API docs: http://{args.host}:{args.port}/docs)",
         file=sys.stderr,
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=args.host,
         port=args.port,
@@ -79,7 +80,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=30,
         proxy_headers=False,
     )
+    server = uvicorn.Server(config)
+    if args.reuse_port:
+        # Several `tocsin serve --reuse-port` processes share one port; the kernel spreads connections.
+        server.run(sockets=[_reuse_port_socket(args.host, args.port)])
+    else:
+        server.run()
     return 0
+
+
+def _reuse_port_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 
 
 def cmd_tokens_create(args: argparse.Namespace) -> int:
@@ -151,6 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="apply migrations and run the API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="bind with SO_REUSEPORT so several serve processes share the port (scale across cores)",
+    )
+    serve.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="bind with SO_REUSEPORT so several serve processes share the port (scale across cores)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     migrate = sub.add_parser("migrate", help="apply pending database migrations")

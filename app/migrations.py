@@ -9,7 +9,7 @@ from typing import Any
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlmodel import SQLModel
 
 from alembic import command
@@ -17,6 +17,9 @@ from alembic import command
 # Indexes that exist on one dialect only, created by hand in the migrations; autogenerate must not
 # see them as drift.
 DIALECT_SPECIFIC_INDEXES = frozenset({"ix_findings_tags_gin", "ix_findings_title_trgm"})
+
+
+MIGRATION_LOCK_KEY = 0x70C5_1A  # arbitrary, constant: one advisory lock for "migrating"
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
@@ -45,6 +48,9 @@ def upgrade(engine: Engine) -> None:
 
     config = alembic_config()
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Replicas starting together take turns; the second finds nothing left to do.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
