@@ -11,7 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from sqlalchemy import Engine
 
 from app import __version__
-from app.api import errors, findings, health, middleware, tokens
+from app.api import audit, errors, findings, health, middleware, tokens
 from app.api.schemas import FindingBatch
 from app.db import create_db_engine
 from app.settings import Settings, load_settings
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.state.engine = engine
     errors.install(app)
     middleware.install(app, settings.max_body_bytes)
-    for module in (health, findings, tokens):
+    for module in (health, findings, tokens, audit):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import AuditRecord
@@ -35,3 +36,29 @@ def record(
         )
     )
     session.flush()
+
+
+def search(
+    session: Session,
+    *,
+    actor: str | None,
+    action: str | None,
+    target_id: str | None,
+    since: datetime | None,
+    before_id: int | None,
+    limit: int,
+) -> list[AuditRecord]:
+    """Newest first; ``before_id`` pages backwards."""
+    stmt = select(AuditRecord)
+    if actor:
+        stmt = stmt.where(AuditRecord.actor == actor)  # type: ignore[arg-type]
+    if action:
+        stmt = stmt.where(AuditRecord.action == action)  # type: ignore[arg-type]
+    if target_id:
+        stmt = stmt.where(AuditRecord.target_id == target_id)  # type: ignore[arg-type]
+    if since:
+        stmt = stmt.where(AuditRecord.at >= since)  # type: ignore[arg-type]
+    if before_id:
+        stmt = stmt.where(AuditRecord.id < before_id)  # type: ignore[arg-type,operator]
+    stmt = stmt.order_by(AuditRecord.id.desc()).limit(limit)  # type: ignore[union-attr]
+    return list(session.execute(stmt).scalars())

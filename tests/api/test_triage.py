@@ -83,3 +83,16 @@ def test_read_token_cannot_triage(client: Any, fid: str, token_for: Any) -> None
     resp = client.patch(f"/v1/findings/{fid}", json={"status": "acknowledged"}, headers=token_for("read"))
     assert resp.status_code == 403
     assert client.get(f"/v1/findings/{fid}").json()["status"] == "open"
+
+
+def test_audit_endpoint_lists_triage_for_admins_only(client: Any, fid: str, token_for: Any) -> None:
+    client.patch(f"/v1/findings/{fid}", json={"status": "acknowledged", "note": "n"})
+    client.patch(f"/v1/findings/{fid}", json={"status": "resolved"})
+    page = client.get("/v1/audit", params={"target_id": fid}).json()
+    assert [item["after"]["status"] for item in page["items"]] == ["resolved", "acknowledged"]
+    assert page["items"][0]["before"]["status"] == "acknowledged"
+    assert page["items"][0]["actor"] == "test-admin"
+    one = client.get("/v1/audit", params={"target_id": fid, "limit": 1}).json()
+    older = client.get("/v1/audit", params={"target_id": fid, "before_id": one["next_before_id"]}).json()
+    assert [i["after"]["status"] for i in older["items"]] == ["acknowledged"]
+    assert client.get("/v1/audit", headers=token_for("read", "triage")).status_code == 403
