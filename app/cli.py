@@ -174,11 +174,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="bind with SO_REUSEPORT so several serve processes share the port (scale across cores)",
     )
-    serve.add_argument(
-        "--reuse-port",
-        action="store_true",
-        help="bind with SO_REUSEPORT so several serve processes share the port (scale across cores)",
-    )
     serve.set_defaults(func=cmd_serve)
 
     migrate = sub.add_parser("migrate", help="apply pending database migrations")
