@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app.models import Finding, FindingAlias, FindingEvent
-from app.repositories.dialect import chunks, insert_for, lock_rows, unique
+from app.repositories.bulk import bulk_insert, bulk_update
+from app.repositories.dialect import chunks, lock_rows, unique
 
 findings_t = Finding.__table__  # type: ignore[attr-defined]
 aliases_t = FindingAlias.__table__  # type: ignore[attr-defined]
@@ -88,16 +89,11 @@ def insert_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     A fingerprint missing from the result was inserted by a concurrent batch after our lookup: the
     caller treats it as a repeat.
     """
-    if not rows:
-        return set()
     rows = sorted(rows, key=lambda row: row["fingerprint"])
-    stmt = (
-        insert_for(session, findings_t)
-        .on_conflict_do_nothing(index_elements=["fingerprint"])
-        .returning(findings_t.c.fingerprint)
+    inserted = bulk_insert(
+        session, findings_t, rows, skip_conflicts_on=["fingerprint"], returning="fingerprint"
     )
-    result = session.connection().execute(stmt, rows)
-    return {row[0] for row in result}
+    return {row["fingerprint"] for row in rows} if inserted is None else set(inserted)
 
 
 _TOUCH_COLUMNS = (
@@ -136,43 +132,26 @@ _CONTENT_COLUMNS = (
 )
 
 
-def _update_statement(columns: Sequence[str]) -> Any:
-    return (
-        update(findings_t)
-        .where(findings_t.c.id == bindparam("_id"))
-        .values({name: bindparam(f"_{name}") for name in columns})
-    )
-
-
-_TOUCH_STMT = _update_statement(_TOUCH_COLUMNS)
-_FULL_STMT = _update_statement(_TOUCH_COLUMNS + _CONTENT_COLUMNS)
-
-
 def update_seen(session: Session, rows: list[dict[str, Any]]) -> None:
     """Repeats whose content did not change: counters, timestamps, score, status."""
-    _execute_updates(session, _TOUCH_STMT, _TOUCH_COLUMNS, rows)
+    _update(session, ("id", *_TOUCH_COLUMNS), rows)
 
 
 def update_content(session: Session, rows: list[dict[str, Any]]) -> None:
     """Repeats whose content changed: everything, the raw document included."""
-    _execute_updates(session, _FULL_STMT, _TOUCH_COLUMNS + _CONTENT_COLUMNS, rows)
+    _update(session, ("id", *_TOUCH_COLUMNS, *_CONTENT_COLUMNS), rows)
 
 
-def _execute_updates(session: Session, stmt: Any, columns: Sequence[str], rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    params = [{"_id": row["id"], **{f"_{name}": row[name] for name in columns}} for row in rows]
-    params.sort(key=lambda p: p["_id"])
-    session.connection().execute(stmt, params)
+def _update(session: Session, columns: Sequence[str], rows: list[dict[str, Any]]) -> None:
+    ordered = sorted(rows, key=lambda row: row["id"])  # same lock order in every transaction
+    bulk_update(session, findings_t, "id", [{name: row[name] for name in columns} for row in ordered])
 
 
 def insert_events(session: Session, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        session.connection().execute(events_t.insert(), rows)
+    bulk_insert(session, events_t, rows)
 
 
 def insert_aliases(session: Session, rows: list[dict[str, Any]]) -> None:
     """Record aliases; a key already owned by a finding keeps its owner."""
-    if rows:
-        stmt = insert_for(session, aliases_t).on_conflict_do_nothing(index_elements=["alias_hash"])
-        session.connection().execute(stmt, sorted(rows, key=lambda row: row["alias_hash"]))
+    ordered = sorted(rows, key=lambda row: row["alias_hash"])
+    bulk_insert(session, aliases_t, ordered, skip_conflicts_on=["alias_hash"])

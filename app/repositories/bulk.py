@@ -1,0 +1,131 @@
+"""Batch writes in one statement per batch, the fastest way each database offers.
+
+PostgreSQL: one ``INSERT … SELECT FROM unnest(arrays)`` / ``UPDATE … FROM unnest(arrays)``, with the
+arrays sent in binary. SQLAlchemy's multi-row VALUES for large batches cost more client CPU (building
+and re-parsing a statement with thousands of placeholders) than the database work itself; see
+PERF-NOTES.md. SQLite: ``executemany`` on the stdlib driver, which is its fastest path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
+
+import orjson
+from sqlalchemy import JSON, Column, Table, bindparam, update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import Session
+
+from app.repositories.dialect import dialect_name
+
+_PG = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def _is_json(column: Column[Any]) -> bool:
+    return isinstance(column.type, JSON) or isinstance(getattr(column.type, "impl", None), JSON)
+
+
+@cache
+def _pg_array_type(column: Column[Any]) -> str:
+    if _is_json(column):
+        return "text[]"  # sent as JSON text, cast to jsonb in the SELECT
+    return f"{column.type.compile(dialect=_PG)}[]"
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _arrays(table: Table, names: Sequence[str], rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    arrays = []
+    for name in names:
+        if _is_json(table.c[name]):
+            arrays.append([_json_text(row[name]) for row in rows])
+        else:
+            arrays.append([row[name] for row in rows])
+    return arrays
+
+
+def _select_list(table: Table, names: Sequence[str]) -> str:
+    return ", ".join(
+        f"v.{_quote(name)}::jsonb" if _is_json(table.c[name]) else f"v.{_quote(name)}" for name in names
+    )
+
+
+def _unnest(table: Table, names: Sequence[str]) -> str:
+    params = ", ".join(f"%b::{_pg_array_type(table.c[name])}" for name in names)
+    return f"unnest({params}) AS v({', '.join(_quote(n) for n in names)})"
+
+
+def _pg_cursor(session: Session) -> Any:
+    return session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+
+def bulk_insert(
+    session: Session,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    skip_conflicts_on: Sequence[str] = (),
+    returning: str | None = None,
+) -> list[Any] | None:
+    """Insert ``rows`` (all with the same keys) in one statement.
+
+    With ``skip_conflicts_on``, rows colliding on that unique key are skipped. With ``returning``, the
+    values of that column for the rows actually inserted are returned on PostgreSQL; on SQLite the
+    caller holds the database write lock (BEGIN IMMEDIATE), so nothing can collide that it did not
+    already see, and ``None`` is returned.
+    """
+    if not rows:
+        return [] if returning else None
+    names = list(rows[0])
+    if dialect_name(session) != "postgresql":
+        stmt = table.insert()
+        if skip_conflicts_on:
+            stmt = stmt.prefix_with("OR IGNORE")
+        session.connection().execute(stmt, list(rows))
+        return None
+    # Identifiers come from our own table metadata, quoted; values travel as bound arrays.
+    sql = (  # noqa: S608
+        f"INSERT INTO {_quote(table.name)} ({', '.join(_quote(n) for n in names)}) "
+        f"SELECT {_select_list(table, names)} FROM {_unnest(table, names)}"
+    )
+    if skip_conflicts_on:
+        sql += f" ON CONFLICT ({', '.join(_quote(n) for n in skip_conflicts_on)}) DO NOTHING"
+    if returning:
+        sql += f" RETURNING {_quote(returning)}"
+    with _pg_cursor(session) as cursor:
+        cursor.execute(sql, _arrays(table, names, rows))
+        return [row[0] for row in cursor.fetchall()] if returning else None
+
+
+def bulk_update(session: Session, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Update each row (matched on ``key``) with its other values, in one statement."""
+    if not rows:
+        return
+    names = list(rows[0])
+    columns = [n for n in names if n != key]
+    if dialect_name(session) != "postgresql":
+        stmt = (
+            update(table)
+            .where(table.c[key] == bindparam(f"_{key}"))
+            .values({name: bindparam(f"_{name}") for name in columns})
+        )
+        params = [{f"_{name}": row[name] for name in names} for row in rows]
+        session.connection().execute(stmt, params)
+        return
+    sets = ", ".join(
+        f"{_quote(n)} = v.{_quote(n)}::jsonb" if _is_json(table.c[n]) else f"{_quote(n)} = v.{_quote(n)}"
+        for n in columns
+    )
+    sql = (  # noqa: S608
+        f"UPDATE {_quote(table.name)} AS t SET {sets} FROM {_unnest(table, names)} "
+        f"WHERE t.{_quote(key)} = v.{_quote(key)}"
+    )
+    with _pg_cursor(session) as cursor:
+        cursor.execute(sql, _arrays(table, names, rows))
