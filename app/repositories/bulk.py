@@ -91,7 +91,7 @@ def bulk_insert(
         session.connection().execute(stmt, list(rows))
         return None
     # Identifiers come from our own table metadata, quoted; values travel as bound arrays.
-    sql = (  # noqa: S608
+    sql = (
         f"INSERT INTO {_quote(table.name)} ({', '.join(_quote(n) for n in names)}) "
         f"SELECT {_select_list(table, names)} FROM {_unnest(table, names)}"
     )
@@ -123,7 +123,7 @@ def bulk_update(session: Session, table: Table, key: str, rows: Sequence[dict[st
         f"{_quote(n)} = v.{_quote(n)}::jsonb" if _is_json(table.c[n]) else f"{_quote(n)} = v.{_quote(n)}"
         for n in columns
     )
-    sql = (  # noqa: S608
+    sql = (
         f"UPDATE {_quote(table.name)} AS t SET {sets} FROM {_unnest(table, names)} "
         f"WHERE t.{_quote(key)} = v.{_quote(key)}"
     )
