@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from app.clock import new_id, utcnow
-from app.errors import ConflictError, Forbidden, NotFoundError, Unauthorized
+from app.errors import ConflictError, Forbidden, NotFoundError, Unauthorized, ValidationFailed
 from app.models import ApiToken
 from app.repositories import tokens as repo
 
 SCOPES = ("ingest", "read", "triage", "admin")
 TOKEN_PREFIX = "tcn_"  # noqa: S105 (a prefix, not a secret)
 BOOTSTRAP_NAME = "bootstrap-admin"
+# Names travel in URLs (DELETE /v1/tokens/{name}) and logs: keep them to one safe path segment.
+TOKEN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +52,23 @@ def create_token(
     expires_at: datetime | None = None,
     value: str | None = None,
 ) -> tuple[ApiToken, str]:
-    """Create a token; return the row and the secret, which is never retrievable again."""
+    """Create a token; return the row and the secret, which is never retrievable again.
+
+    A naive ``expires_at`` is taken as UTC.
+    """
+    if not TOKEN_NAME_PATTERN.match(name):
+        raise ValidationFailed(
+            f"token name {name!r} must be 1 to 128 letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit",
+            field="name",
+        )
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
-        raise ConflictError(f"unknown scope(s) {', '.join(unknown)}; choose from {', '.join(SCOPES)}")
+        raise ValidationFailed(
+            f"unknown scope(s) {', '.join(unknown)}; choose from {', '.join(SCOPES)}", field="scopes"
+        )
     if not scopes:
-        raise ConflictError(f"give at least one scope ({', '.join(SCOPES)})")
+        raise ValidationFailed(f"give at least one scope ({', '.join(SCOPES)})", field="scopes")
     if repo.by_name(session, name) is not None:
         raise ConflictError(f"a token named {name!r} already exists; revoke it or pick another name")
     secret = value or generate_token()
@@ -64,20 +78,28 @@ def create_token(
         token_hash=hash_token(secret),
         scopes=sorted(set(scopes)),
         created_at=utcnow(),
-        expires_at=expires_at,
+        expires_at=_as_utc(expires_at),
     )
     repo.add(session, token)
     return token, secret
 
 
-def revoke_token(session: Session, name: str) -> ApiToken:
+def _as_utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def revoke_token(session: Session, name: str) -> tuple[ApiToken, bool]:
+    """Revoke a token by name (idempotent); also return whether it was active until now."""
     token = repo.by_name(session, name)
     if token is None:
         raise NotFoundError(f"no token named {name!r}")
-    if token.revoked_at is None:
-        token.revoked_at = utcnow()
-        session.flush()
-    return token
+    if token.revoked_at is not None:
+        return token, False
+    token.revoked_at = utcnow()
+    session.flush()
+    return token, True
 
 
 def ensure_bootstrap(session: Session, bootstrap_value: str | None) -> str | None:
@@ -91,22 +113,23 @@ def ensure_bootstrap(session: Session, bootstrap_value: str | None) -> str | Non
         digest = hash_token(bootstrap_value)
         existing = repo.by_hash(session, digest)
         if existing is not None:
-            if existing.revoked_at is not None or "admin" not in existing.scopes:
+            if existing.revoked_at or existing.expires_at or "admin" not in existing.scopes:
                 existing.revoked_at = None
+                existing.expires_at = None
                 existing.scopes = sorted(set(existing.scopes) | {"admin"})
                 session.flush()
             return None
         name = BOOTSTRAP_NAME
         previous = repo.by_name(session, name)
         if previous is not None:
-            previous.name = f"{name}-replaced-{previous.id[:8]}"
+            previous.name = f"{name}-replaced-{previous.id[-8:]}"
             previous.revoked_at = previous.revoked_at or now
             session.flush()
         create_token(session, name, ["admin"], value=bootstrap_value)
         return None
     if repo.has_active_admin(session, now):
         return None
-    name = "admin" if repo.by_name(session, "admin") is None else f"admin-{new_id()[:8]}"
+    name = "admin" if repo.by_name(session, "admin") is None else f"admin-{new_id()[-8:]}"
     _, secret = create_token(session, name, ["admin"])
     return secret
 

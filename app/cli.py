@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import socket
 import sys
 from collections.abc import Sequence
@@ -81,12 +82,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
         proxy_headers=False,
     )
     server = uvicorn.Server(config)
+    _exit_zero_on_stop_signal()
     if args.reuse_port:
         # Several `tocsin serve --reuse-port` processes share one port; the kernel spreads connections.
         server.run(sockets=[_reuse_port_socket(args.host, args.port)])
     else:
         server.run()
     return 0
+
+
+def _exit_zero_on_stop_signal() -> None:
+    """uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler it found
+    at start. This handler turns that into a normal exit (status 0, no KeyboardInterrupt traceback), and
+    also stops the process if the signal comes before uvicorn has installed its own."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
 
 
 def _reuse_port_socket(host: str, port: int) -> socket.socket:
@@ -100,53 +114,93 @@ def _reuse_port_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+CLI_ACTOR = "cli"  # the audit log's actor for changes made with this command
+
+
 def cmd_tokens_create(args: argparse.Namespace) -> int:
     from app.auth import create_token
+    from app.clock import utcnow
     from app.db import create_db_engine, unit_of_work
     from app.errors import AppError
+    from app.repositories import audit
 
     settings = _settings()
     engine = create_db_engine(settings)
     try:
         with unit_of_work(engine) as session:
-            _, secret = create_token(session, args.name, args.scope, args.expires_at)
+            token, secret = create_token(session, args.name, args.scope, args.expires_at)
+            audit.record(
+                session,
+                actor=CLI_ACTOR,
+                action="token.create",
+                target_type="token",
+                target_id=token.name,
+                before=None,
+                after={
+                    "scopes": token.scopes,
+                    "expires_at": token.expires_at.isoformat() if token.expires_at else None,
+                },
+                request_id=None,
+                at=utcnow(),
+            )
     except AppError as exc:
         print(f"tocsin: {exc.message}", file=sys.stderr)
         return 1
     finally:
         engine.dispose()
-    print(secret)
+    print(secret)  # alone on stdout, so that `TOKEN=$(tocsin tokens create ...)` works
     return 0
 
 
 def cmd_tokens_revoke(args: argparse.Namespace) -> int:
     from app.auth import revoke_token
+    from app.clock import utcnow
     from app.db import create_db_engine, unit_of_work
     from app.errors import AppError
+    from app.repositories import audit
 
     settings = _settings()
     engine = create_db_engine(settings)
     try:
         with unit_of_work(engine) as session:
-            revoke_token(session, args.name)
+            _, was_active = revoke_token(session, args.name)
+            if was_active:
+                audit.record(
+                    session,
+                    actor=CLI_ACTOR,
+                    action="token.revoke",
+                    target_type="token",
+                    target_id=args.name,
+                    before={"revoked": False},
+                    after={"revoked": True},
+                    request_id=None,
+                    at=utcnow(),
+                )
     except AppError as exc:
         print(f"tocsin: {exc.message}", file=sys.stderr)
         return 1
     finally:
         engine.dispose()
-    print(f"revoked {args.name}", file=sys.stderr)
+    print(f"revoked {args.name}" if was_active else f"{args.name} was already revoked", file=sys.stderr)
     return 0
 
 
 def cmd_tokens_list(args: argparse.Namespace) -> int:
+    from app.clock import utcnow
     from app.db import create_db_engine, unit_of_work
     from app.repositories import tokens as repo
 
     engine = create_db_engine(_settings())
+    now = utcnow()
     try:
         with unit_of_work(engine) as session:
             for token in repo.all_tokens(session):
-                state = "revoked" if token.revoked_at else "active"
+                if token.revoked_at:
+                    state = "revoked"
+                elif token.expires_at and token.expires_at <= now:
+                    state = "expired"
+                else:
+                    state = "active"
                 print(
                     f"{token.name}\t{','.join(token.scopes)}\t{state}\tlast used {token.last_used_at or 'never'}"
                 )
@@ -200,9 +254,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _database_error(exc: Exception) -> str:
+    """One line for a database failure; never the SQL or its parameters (they can hold token hashes)."""
+    orig = getattr(exc, "orig", None) or exc
+    first_line = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    sqlstate = getattr(orig, "sqlstate", None)
+    hint = ""
+    if sqlstate == "42P01" or "no such table" in first_line:
+        hint = " (is the schema there? run `tocsin migrate` first)"
+    return f"tocsin: database error: {first_line}{hint}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from sqlalchemy.exc import DBAPIError
+
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except DBAPIError as exc:
+        print(_database_error(exc), file=sys.stderr)
+        return 1
     return result
 
 

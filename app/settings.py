@@ -6,11 +6,14 @@ an invalid value stops start-up with one line naming the variable.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
+import orjson
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 DEFAULT_SQLITE_PATH = Path("var") / "tocsin.db"
 
@@ -27,7 +30,7 @@ class ScoringWeights(BaseSettings):
         default_factory=lambda: ["env", "environment", "stage"],
         description="Resource tag names read for the environment (comma separated).",
     )
-    environment_factors: dict[str, float] = Field(
+    environment_factors: Annotated[dict[str, float], NoDecode] = Field(
         default_factory=lambda: {
             "prod": 1.3,
             "production": 1.3,
@@ -43,7 +46,7 @@ class ScoringWeights(BaseSettings):
         },
         description="Environment tag value (lower case) -> factor, as JSON.",
     )
-    sensitivity_factors: dict[str, float] = Field(
+    sensitivity_factors: Annotated[dict[str, float], NoDecode] = Field(
         default_factory=lambda: {"none": 1.0, "low": 1.0, "medium": 1.15, "high": 1.3, "critical": 1.5},
         description="Data sensitivity -> factor, as JSON.",
     )
@@ -56,7 +59,7 @@ class ScoringWeights(BaseSettings):
         ],
         description="Resource tag names read for data sensitivity (comma separated).",
     )
-    sensitivity_tag_values: dict[str, str] = Field(
+    sensitivity_tag_values: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=lambda: {
             "public": "none",
             "internal": "low",
@@ -82,6 +85,18 @@ class ScoringWeights(BaseSettings):
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("environment_factors", "sensitivity_factors", "sensitivity_tag_values", mode="before")
+    @classmethod
+    def _parse_json_object(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                value = orjson.loads(value)
+            except orjson.JSONDecodeError as exc:
+                raise ValueError(f'must be a JSON object such as {{"prod": 1.3}} ({exc})') from exc
+            if not isinstance(value, dict):
+                raise ValueError('must be a JSON object such as {"prod": 1.3}')
         return value
 
     @field_validator("environment_factors", "sensitivity_factors")
@@ -110,7 +125,7 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(
         4, ge=1, le=100, description="Connections per process; small pools avoid row-lock pile-ups."
     )
-    log_level: str = Field("INFO", pattern=r"^(?i)(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_json: bool = True
     ingest_retry_attempts: int = Field(
         4, ge=1, le=20, description="Attempts for a batch that hits a deadlock or serialization failure."
@@ -121,6 +136,11 @@ class Settings(BaseSettings):
         description="A token's last_used_at is written at most this often (saves a write per request).",
     )
     scoring: ScoringWeights = Field(default_factory=ScoringWeights)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("database_url")
     @classmethod
@@ -147,8 +167,16 @@ def describe_validation_error(exc: ValidationError, prefix: str) -> str:
     parts = []
     for err in exc.errors():
         field = str(err["loc"][0]) if err["loc"] else "?"
-        parts.append(f"{prefix}{field.upper()}: {err['msg']}")
-    return "; ".join(parts)
+        message = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{prefix}{field.upper()}: {message}")
+    return " ".join("; ".join(parts).split())  # one line, whatever a message holds
+
+
+def _describe_source_error(exc: SourceError, prefix: str) -> str:
+    # pydantic-settings failed to decode a value as JSON before validation could name it.
+    match = re.search(r'field "([^"]+)"', str(exc))
+    field = match.group(1).upper() if match else "?"
+    return f"{prefix}{field}: cannot be parsed (expected JSON)"
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -157,7 +185,11 @@ def load_settings(**overrides: object) -> Settings:
         scoring = ScoringWeights()
     except ValidationError as exc:
         raise SettingsError(describe_validation_error(exc, "TOCSIN_SCORE_")) from exc
+    except SourceError as exc:
+        raise SettingsError(_describe_source_error(exc, "TOCSIN_SCORE_")) from exc
     try:
         return Settings(scoring=scoring, **overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise SettingsError(describe_validation_error(exc, "TOCSIN_")) from exc
+    except SourceError as exc:
+        raise SettingsError(_describe_source_error(exc, "TOCSIN_")) from exc

@@ -9,8 +9,10 @@ import uuid
 from typing import Any
 
 import orjson
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.errors import unexpected
 from app.logs import request_id_var
 from app.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
@@ -19,7 +21,11 @@ _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 class RequestContextMiddleware:
-    """Gives every request an id (``X-Request-ID``, taken from the caller when well-formed), logs it once."""
+    """Gives every request an id (``X-Request-ID``, taken from the caller when well-formed), logs it once.
+
+    It also answers an unhandled exception itself: Starlette's last-resort handler runs outside every
+    middleware, where the response would lose its ``X-Request-ID`` and the log line its request id.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -35,16 +41,24 @@ class RequestContextMiddleware:
         token = request_id_var.set(rid)
         started = time.perf_counter()
         status = 500
+        started_response = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started_response = True
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception as exc:
+                if started_response:
+                    raise
+                response = await unexpected(Request(scope), exc)
+                await response(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", "unmatched")

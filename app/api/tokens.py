@@ -65,9 +65,10 @@ def post_token(
 @router.delete(
     "/{name}",
     summary="Revoke a token",
-    description="Takes effect on the next request, on every replica. Needs `admin`.",
+    description="Takes effect on the next request, on every replica. Revoking a revoked token changes "
+    "nothing and answers 200. Needs `admin`.",
     response_model=TokenOut,
-    responses=error_responses(401, 403, 404),
+    responses=error_responses(401, 403, 404, 422),
 )
 def delete_token(
     name: Annotated[str, Path(max_length=128)],
@@ -75,16 +76,17 @@ def delete_token(
     session: SessionDep,
     request_id: RequestIdDep,
 ) -> TokenOut:
-    token = revoke_token(session, name)
-    audit.record(
-        session,
-        actor=caller.name,
-        action="token.revoke",
-        target_type="token",
-        target_id=name,
-        before={"revoked": False},
-        after={"revoked": True},
-        request_id=request_id,
-        at=utcnow(),
-    )
+    token, was_active = revoke_token(session, name)
+    if was_active:
+        audit.record(
+            session,
+            actor=caller.name,
+            action="token.revoke",
+            target_type="token",
+            target_id=name,
+            before={"revoked": False},
+            after={"revoked": True},
+            request_id=request_id,
+            at=utcnow(),
+        )
     return _out(token)
