@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +17,7 @@ from app import __version__
 from app.api import audit, errors, findings, health, middleware, tokens
 from app.api.schemas import FindingBatch
 from app.db import create_db_engine
+from app.delivery import maintenance
 from app.settings import Settings, load_settings
 
 DESCRIPTION = """
@@ -36,9 +39,15 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         # Objects alive after start-up (modules, schemas, routes) never need collecting: keep them out
         # of every GC pass on the hot path.
         gc.freeze()
+        upkeep = asyncio.create_task(
+            maintenance.run_forever(app.state.engine, settings.maintenance_interval_seconds)
+        )
         try:
             yield
         finally:
+            upkeep.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await upkeep
             if own_engine:
                 app.state.engine.dispose()
 

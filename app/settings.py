@@ -135,6 +135,9 @@ class Settings(BaseSettings):
         ge=0,
         description="A token's last_used_at is written at most this often (saves a write per request).",
     )
+    maintenance_interval_seconds: float = Field(
+        30.0, gt=0, le=3600, description="How often expired suppressions are reopened."
+    )
     scoring: ScoringWeights = Field(default_factory=ScoringWeights)
 
     @field_validator("log_level", mode="before")

@@ -39,3 +39,35 @@ def set_status(
 
 def add_event(session: Session, event: dict[str, Any]) -> None:
     session.execute(events_t.insert().values(**event))
+
+
+def reopen_expired_suppressions(session: Session, now: datetime, actor: str) -> list[str]:
+    """Reopen every finding whose suppression has ended; one UPDATE, one bulk event insert.
+
+    Safe on several replicas at once: the WHERE clause is re-checked after a concurrent update commits,
+    so each finding is reopened (and its event written) exactly once.
+    """
+    stmt = (
+        update(findings_t)
+        .where(findings_t.c.status == "suppressed", findings_t.c.suppressed_until <= now)
+        .values(status="open", status_note="suppression expired", suppressed_until=None, updated_at=now)
+        .returning(findings_t.c.id)
+    )
+    ids = [row[0] for row in session.execute(stmt)]
+    if ids:
+        session.execute(
+            events_t.insert(),
+            [
+                {
+                    "finding_id": fid,
+                    "kind": "suppression_expired",
+                    "actor": actor,
+                    "at": now,
+                    "from_status": "suppressed",
+                    "to_status": "open",
+                    "note": "suppression expired",
+                }
+                for fid in ids
+            ],
+        )
+    return ids

@@ -96,3 +96,32 @@ def test_audit_endpoint_lists_triage_for_admins_only(client: Any, fid: str, toke
     older = client.get("/v1/audit", params={"target_id": fid, "before_id": one["next_before_id"]}).json()
     assert [i["after"]["status"] for i in older["items"]] == ["acknowledged"]
     assert client.get("/v1/audit", headers=token_for("read", "triage")).status_code == 403
+
+
+def test_suppression_ends_by_itself(settings: Any, engine: Engine) -> None:
+    """A suppression lapses at its time: the maintenance loop reopens the finding with an event."""
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from tests.conftest import ADMIN_TOKEN
+
+    fast = settings.model_copy(update={"maintenance_interval_seconds": 0.1})
+    with TestClient(create_app(fast, engine), headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as client:
+        fid = post(client, finding()).json()["results"][0]["id"]
+        until = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+        assert (
+            client.patch(
+                f"/v1/findings/{fid}", json={"status": "suppressed", "suppressed_until": until}
+            ).status_code
+            == 200
+        )
+        deadline = time.monotonic() + 10
+        while client.get(f"/v1/findings/{fid}").json()["status"] != "open":
+            assert time.monotonic() < deadline, "suppression did not lapse"
+            time.sleep(0.1)
+        detail = client.get(f"/v1/findings/{fid}").json()
+    assert detail["events"][0]["kind"] == "suppression_expired"
+    assert detail["suppressed_until"] is None

@@ -1,0 +1,37 @@
+"""Periodic upkeep run by every API process: today, ending suppressions whose time is up.
+
+Idempotent and safe to run on every replica at once (see repositories.triage). Later: the outbox
+dispatcher and source pullers run beside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy import Engine
+
+from app.clock import utcnow
+from app.db import unit_of_work
+from app.repositories import triage
+
+log = logging.getLogger("tocsin.maintenance")
+ACTOR = "tocsin:maintenance"
+
+
+def run_once(engine: Engine) -> int:
+    with unit_of_work(engine) as session:
+        reopened = triage.reopen_expired_suppressions(session, utcnow(), ACTOR)
+    if reopened:
+        log.info("reopened %d finding(s) whose suppression expired", len(reopened))
+    return len(reopened)
+
+
+async def run_forever(engine: Engine, interval_seconds: float) -> None:
+    """Runs until cancelled; a failed pass (database down) is logged and retried next interval."""
+    while True:
+        try:
+            await asyncio.to_thread(run_once, engine)
+        except Exception:
+            log.warning("maintenance pass failed; retrying in %ss", interval_seconds, exc_info=True)
+        await asyncio.sleep(interval_seconds)
