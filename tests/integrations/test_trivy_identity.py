@@ -186,3 +186,14 @@ def test_source_id_is_bounded_and_readable() -> None:
     finding = one(report(os_result(vuln(VulnerabilityID="GHSA-" + "x" * 600))))
     assert finding.source_id is not None and len(finding.source_id) < 300
     assert str(one(report(os_result(vuln()))).source_id).startswith("vuln:CVE-2024-3094:")
+
+
+def test_jar_moved_from_its_own_target_to_the_java_target_keeps_its_identity() -> None:
+    old_layout = {"Target": "app/lib/commons-text-1.9.jar", "Class": "lang-pkgs", "Type": "jar"}
+    new_layout = {"Target": "Java", "Class": "lang-pkgs", "Type": "jar"}
+    jar = {"PkgName": "org.apache.commons:commons-text", "InstalledVersion": "1.9", "PkgIdentifier": None}
+    old = one(report({**old_layout, "Vulnerabilities": [vuln(**jar)]}))
+    new = one(
+        report({**new_layout, "Vulnerabilities": [vuln(**jar, PkgPath="app/lib/commons-text-1.9.jar")]})
+    )
+    assert old.source_id == new.source_id

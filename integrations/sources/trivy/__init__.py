@@ -12,12 +12,14 @@ Identity. A re-scan must map to the same finding, and a Trivy upgrade or a rewor
 close and re-open findings (DefectDojo's pain with hashes over volatile text). ``source_id`` is
 ``<kind>:<id>:<digest>`` where the digest is 128 bits of SHA-256 over these fields only:
 
-* vulnerability: artifact, target, PkgName, PkgPath, InstalledVersion, VulnerabilityID and the PURL
+* vulnerability: artifact, PkgPath (else the target), PkgName, InstalledVersion, VulnerabilityID and the PURL
   (``PkgIdentifier.PURL``, formerly ``Ref``) without its ``distro`` qualifier. The PURL only appeared in
   newer Trivy releases, so the key *without* the PURL is added as the alias ``trivy:<that key>`` (the
   primary key ``app.pipeline.fingerprint`` gives such a finding): findings stored by an older Trivy are
   matched, not duplicated. The OS version is dropped from OS targets (``img (debian 10.13)`` ->
-  ``img (debian)``) and from the PURL, so a distro point release does not re-key every finding.
+  ``img (debian)``) and from the PURL, so a distro point release does not re-key every finding. PkgPath
+  stands for the target when present because newer Trivy groups jars under a ``Java`` target that older
+  releases named by the jar's path, which is PkgPath now.
 * misconfiguration: artifact, target, check id (``AVDID`` or ``ID``, canonicalised so ``AVD-DS-0002``,
   ``DS-0002`` and ``DS002`` are one check) and ``CauseMetadata.Resource``. Line numbers are left out (they
   move when a line is added above); several hits of one check in one file without a resource name are told

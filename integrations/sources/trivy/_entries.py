@@ -121,7 +121,9 @@ def _vulnerability(scope: Scope, result: Result, item: dict[str, Any], path: str
     pkg_path, fixed = text(item.get("PkgPath")), text(item.get("FixedVersion"))
     identifier = item.get("PkgIdentifier")
     purl = (text(identifier.get("PURL")) if isinstance(identifier, dict) else "") or text(item.get("Ref"))
-    base = ["vuln", scope.artifact, result.target_key, pkg, pkg_path, version, vuln_id]
+    # PkgPath, when present, replaces the target: Trivy moved jars from one target per file to one "Java"
+    # target with PkgPath, and the file is the finer location anyway.
+    base = ["vuln", scope.artifact, pkg_path or result.target_key, pkg, version, vuln_id]
     aliases: list[str] = []
     if purl:
         aliases.append(f"{SOURCE}:{stable_key('vuln', vuln_id, base)}")
