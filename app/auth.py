@@ -13,6 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.clock import new_id, utcnow
@@ -69,8 +70,9 @@ def create_token(
         )
     if not scopes:
         raise ValidationFailed(f"give at least one scope ({', '.join(SCOPES)})", field="scopes")
+    taken = ConflictError(f"a token named {name!r} already exists; revoke it or pick another name")
     if repo.by_name(session, name) is not None:
-        raise ConflictError(f"a token named {name!r} already exists; revoke it or pick another name")
+        raise taken
     secret = value or generate_token()
     token = ApiToken(
         id=new_id(),
@@ -80,7 +82,12 @@ def create_token(
         created_at=utcnow(),
         expires_at=_as_utc(expires_at),
     )
-    repo.add(session, token)
+    try:
+        # A concurrent request may take the name between the check above and this insert.
+        with session.begin_nested():
+            repo.add(session, token)
+    except IntegrityError as exc:
+        raise taken from exc
     return token, secret
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import Engine, text
+
+from tests.conftest import ADMIN_TOKEN
 
 TOKEN_FIELDS = {"id", "name", "scopes", "created_at", "expires_at", "last_used_at", "revoked_at"}
 
@@ -96,6 +100,21 @@ def test_duplicate_name_is_409_and_keeps_the_first_token(client: Any, anon: Any)
     assert "token" not in resp.json()
     assert anon.get("/v1/stats", headers=bearer(first)).status_code == 200
     assert anon.get("/v1/tokens", headers=bearer(first)).status_code == 403
+
+
+def test_concurrent_creations_under_one_name_make_one_token(live_server: str) -> None:
+    def attempt(_: int) -> int:
+        resp = httpx.post(
+            f"{live_server}/v1/tokens",
+            json={"name": "raced", "scopes": ["read"]},
+            headers=bearer(ADMIN_TOKEN),
+            timeout=30,
+        )
+        return resp.status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = sorted(pool.map(attempt, range(8)))
+    assert codes == [201] + [409] * 7
 
 
 @pytest.mark.parametrize(
