@@ -14,11 +14,12 @@ from fastapi.openapi.utils import get_openapi
 from sqlalchemy import Engine
 
 from app import __version__
-from app.api import audit, errors, findings, health, middleware, tokens
+from app.api import audit, errors, findings, health, ingest, middleware, tokens
 from app.api.schemas import FindingBatch
 from app.db import create_db_engine
 from app.delivery import maintenance
 from app.settings import Settings, load_settings
+from integrations import registry
 
 DESCRIPTION = """
 Tocsin pulls security findings from AWS and external scanners into one place, deduplicates them,
@@ -31,6 +32,7 @@ Authenticate with `Authorization: Bearer <token>`. Scopes: `ingest`, `read`, `tr
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or load_settings()
+    registry.check_registry()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -62,7 +64,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.state.engine = engine
     errors.install(app)
     middleware.install(app, settings.max_body_bytes)
-    for module in (health, findings, tokens, audit):
+    for module in (health, findings, ingest, tokens, audit):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

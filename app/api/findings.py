@@ -107,11 +107,16 @@ def post_findings(
         lambda session: ingest.ingest(session, valid, caller.name, settings.scoring),
         settings.ingest_retry_attempts,
     )
+    return ingest_response(len(valid), outcome, failed)
+
+
+def ingest_response(accepted: int, outcome: ingest.IngestOutcome, failed: list[ItemError]) -> IngestResponse:
+    """The answer to an ingest, and the metrics that count it (called after the commit)."""
     for name in ("created", "updated", "unchanged"):
         FINDINGS_INGESTED.labels(name).inc(getattr(outcome, name))
     FINDINGS_REJECTED.inc(len(failed))
     return IngestResponse(
-        accepted=len(valid),
+        accepted=accepted,
         created=outcome.created,
         updated=outcome.updated,
         unchanged=outcome.unchanged,

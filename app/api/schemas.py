@@ -53,6 +53,10 @@ class IngestResponse(BaseModel):
     results: list[ResultItem]
 
 
+class ReportIngestResponse(IngestResponse):
+    format: str = Field(description="The format the report was parsed as.", examples=["trivy"])
+
+
 class ResourceOut(BaseModel):
     type: str | None
     id: str | None

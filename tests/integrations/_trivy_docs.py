@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-from pathlib import Path
 from typing import Any
 
-SAMPLES = Path(os.environ.get("TOCSIN_SAMPLES", "/work/shared/samples/scanners")) / "trivy"
+from tests.samples import SCANNERS
+
+SAMPLES = SCANNERS / "trivy"
 
 
 def sample(name: str) -> Any:

@@ -1,0 +1,125 @@
+"""/v1/ingest/{format}: whole reports in a source's own format (Trivy, ...), and format detection.
+
+The document is parsed by the format's pure parser (integrations/sources) into native findings, which
+then go through the same pipeline as ``POST /v1/findings``, in one transaction: a report is stored whole
+or not at all, and re-posting it is harmless.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Path
+from sqlalchemy import Engine
+
+from app.api.deps import EngineDep, IngestCaller, RawBody, SettingsDep
+from app.api.docs import error_responses
+from app.api.findings import decode_batch, ingest_response
+from app.api.schemas import ReportIngestResponse
+from app.auth import Principal
+from app.db import run_transaction
+from app.errors import NotFoundError, ValidationFailed
+from app.pipeline import ingest
+from app.pipeline.normalize import ItemError, ValidItem, validate_items
+from app.settings import Settings
+from integrations import registry
+
+router = APIRouter(prefix="/v1/ingest", tags=["ingest"])
+
+NATIVE = "native"
+
+
+def _decode(body: bytes) -> Any:
+    if not body.strip():
+        raise ValidationFailed("the body is empty; send the report as JSON", field="body")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationFailed(f"the body is not valid JSON: {exc}", field="body") from exc
+
+
+def _parse(format_name: str, document: Any) -> list[ValidItem]:
+    parser = registry.get_parser(format_name)
+    try:
+        findings = parser.parse(document)
+    except ValueError as exc:
+        raise ValidationFailed(f"not a valid {parser.name} document: {exc}", field="body") from exc
+    return [ValidItem(index, finding, finding.raw) for index, finding in enumerate(findings)]
+
+
+def _store(
+    format_name: str,
+    items: list[ValidItem],
+    failed: list[ItemError],
+    caller: Principal,
+    engine: Engine,
+    settings: Settings,
+) -> ReportIngestResponse:
+    outcome = run_transaction(
+        engine,
+        lambda session: ingest.ingest(session, items, caller.name, settings.scoring),
+        settings.ingest_retry_attempts,
+    )
+    return ReportIngestResponse(
+        format=format_name, **ingest_response(len(items), outcome, failed).model_dump()
+    )
+
+
+def _ingest_document(
+    format_name: str, document: Any, body: bytes, caller: Principal, engine: Engine, settings: Settings
+) -> ReportIngestResponse:
+    if format_name == NATIVE:
+        # Same item-by-item validation as POST /v1/findings: valid findings stored, others reported.
+        valid, failed = validate_items(decode_batch(body, settings.max_batch_findings))
+        return _store(NATIVE, valid, failed, caller, engine, settings)
+    return _store(format_name, _parse(format_name, document), [], caller, engine, settings)
+
+
+FORMATS_TEXT = ", ".join(registry.parser_names())
+
+
+@router.post(
+    "/auto",
+    summary="Ingest a report, detecting its format",
+    description=f"Detects the format from the document ({FORMATS_TEXT}) and says which it chose in "
+    "`format`. An undetectable document answers 422 listing the supported formats. Needs `ingest`.",
+    response_model=ReportIngestResponse,
+    responses=error_responses(401, 403, 413, 422, 503),
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}},
+)
+def ingest_auto(
+    body: RawBody, caller: IngestCaller, engine: EngineDep, settings: SettingsDep
+) -> ReportIngestResponse:
+    document = _decode(body)
+    format_name = registry.detect(document)
+    if format_name is None:
+        raise ValidationFailed(
+            f"could not recognise the document's format; supported formats: {FORMATS_TEXT}. "
+            "Post it to /v1/ingest/{format} to name the format yourself.",
+            field="body",
+        )
+    return _ingest_document(format_name, document, body, caller, engine, settings)
+
+
+@router.post(
+    "/{format_name}",
+    summary="Ingest a report in a named format",
+    description=f"Formats: {FORMATS_TEXT}. The report is parsed into native findings and stored in one "
+    "transaction (whole or not at all); repeats of known findings update them. Needs `ingest`.",
+    response_model=ReportIngestResponse,
+    responses=error_responses(401, 403, 404, 413, 422, 503),
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}},
+)
+def ingest_format(
+    format_name: Annotated[str, Path(max_length=64, description=f"One of: {FORMATS_TEXT}.")],
+    body: RawBody,
+    caller: IngestCaller,
+    engine: EngineDep,
+    settings: SettingsDep,
+) -> ReportIngestResponse:
+    try:
+        registry.get_parser(format_name)
+    except registry.UnknownFormatError as exc:
+        raise NotFoundError(str(exc)) from exc
+    return _ingest_document(format_name.lower(), _decode(body), body, caller, engine, settings)
