@@ -15,3 +15,7 @@ HTTP_LATENCY = Histogram(
 )
 FINDINGS_INGESTED = Counter("tocsin_findings_ingested_total", "Findings accepted by outcome.", ["outcome"])
 FINDINGS_REJECTED = Counter("tocsin_findings_rejected_total", "Findings rejected as invalid.")
+
+# Every outcome exists from the start at 0, so rate() and absent() work before the first ingest.
+for _outcome in ("created", "updated", "unchanged"):
+    FINDINGS_INGESTED.labels(_outcome)

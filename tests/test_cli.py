@@ -266,6 +266,7 @@ def test_newcomer_serves_ingests_twice_stops_cleanly_and_restarts(tmp_path: Path
         assert len(found) == 1, first.stderr()
         headers = {**bearer(found[0]), "X-Request-ID": "newcomer-1"}
         with httpx.Client(base_url=first.url, headers=headers, timeout=30) as http:
+            assert 'tocsin_findings_ingested_total{outcome="created"} 0.0' in http.get("/metrics").text
             created = http.post("/v1/findings", json={"findings": [finding()]})
             assert created.status_code == 200, created.text
             assert http.post("/v1/findings", json={"findings": [finding()]}).json()["unchanged"] == 1
@@ -279,7 +280,7 @@ def test_newcomer_serves_ingests_twice_stops_cleanly_and_restarts(tmp_path: Path
     assert len(secret_lines) == 2  # the banner only (token and usage), never a log line
     assert all(not line.startswith("{") for line in secret_lines)
     access = [line for line in stderr.splitlines() if '"request_id":"newcomer-1"' in line]
-    assert len(access) == 3
+    assert len(access) == 4
 
     with serving(tmp_path, env, "second") as second:
         assert "tcn_" not in second.stderr()

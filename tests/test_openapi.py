@@ -18,10 +18,9 @@ OPEN_PATHS = {"/healthz", "/readyz", "/metrics"}
 
 @cache
 def document() -> dict[str, Any]:
-    """Served over HTTP by the real app (no database needed to serve it)."""
+    """Served over HTTP by the real app, not started: serving the document needs no database."""
     app = create_app(load_settings(database_url="sqlite:///never-opened.db"))
-    with TestClient(app) as client:
-        resp = client.get("/openapi.json")
+    resp = TestClient(app).get("/openapi.json")
     assert resp.status_code == 200
     spec: dict[str, Any] = resp.json()
     return spec

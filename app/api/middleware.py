@@ -107,19 +107,28 @@ class BodyLimitMiddleware:
                 await self._refuse(send)
                 return
         received = 0
+        exceeded = False
         response_started = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    exceeded = True
                     raise _BodyTooLarge()
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal response_started
+            if exceeded:
+                # The app caught the overflow itself (FastAPI turns any error while it parses a body
+                # into a 400): answer the 413 in place of whatever it wanted to send.
+                if message["type"] == "http.response.start" and not response_started:
+                    response_started = True
+                    await self._refuse(send)
+                return
             if message["type"] == "http.response.start":
                 response_started = True
             await send(message)

@@ -53,15 +53,15 @@ def json_log() -> Iterator[Callable[[], list[dict[str, Any]]]]:
 
 
 def app_without_database(path: Path) -> FastAPI:
-    """A real app whose database is never touched (for behaviour that needs none)."""
+    """A real app pointed at a database file that is never created (for behaviour that needs none)."""
     return create_app(load_settings(database_url=f"sqlite:///{path / 'unused.db'}", max_body_bytes=1024))
 
 
 @pytest.fixture
-def bare(tmp_path: Path) -> Iterator[TestClient]:
-    """A client of an app whose database is never touched (runs once, not once per backend)."""
-    with TestClient(app_without_database(tmp_path)) as test_client:
-        yield test_client
+def bare(tmp_path: Path) -> TestClient:
+    """A client of an app that is never started (no lifespan, so no engine and no background upkeep),
+    for what the middleware answers on its own. Runs once, not once per backend."""
+    return TestClient(app_without_database(tmp_path))
 
 
 # Health and readiness
@@ -160,6 +160,20 @@ def test_refused_oversized_body_carries_a_request_id(bare: TestClient) -> None:
     assert resp.headers["X-Request-ID"] == "big-1"
 
 
+def _chunks(total: int) -> Iterator[bytes]:
+    for _ in range(total // 512):
+        yield b"x" * 512
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", "/v1/findings"), ("PATCH", "/v1/findings/x")])
+def test_streamed_body_over_the_limit_is_413(bare: TestClient, method: str, path: str) -> None:
+    # No Content-Length: the limit is enforced while the body streams in, whoever reads it.
+    resp = bare.request(method, path, content=_chunks(4096), headers={"Content-Type": "application/json"})
+    assert resp.status_code == 413
+    assert resp.json()["code"] == "too_large"
+    assert "TOCSIN_MAX_BODY_BYTES" in resp.json()["detail"]
+
+
 def test_unexpected_error_is_500_with_the_request_id_to_quote(
     tmp_path: Path, json_log: Callable[[], list[dict[str, Any]]]
 ) -> None:
@@ -169,8 +183,7 @@ def test_unexpected_error_is_500_with_the_request_id_to_quote(
         raise RuntimeError("internal detail the caller must not see")
 
     app.add_api_route("/broken", broken)
-    with TestClient(app) as anon:
-        resp = anon.get("/broken", headers={"X-Request-ID": "oops-1"})
+    resp = TestClient(app).get("/broken", headers={"X-Request-ID": "oops-1"})
     assert resp.status_code == 500
     assert resp.headers["X-Request-ID"] == "oops-1"
     assert resp.json() == {
