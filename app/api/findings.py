@@ -302,7 +302,7 @@ def _detail(session: Any, finding_id: str) -> FindingDetail:
     description="The finding with occurrences, first/last seen, score breakdown, aliases and history. "
     "Needs `read`.",
     response_model=FindingDetail,
-    responses=error_responses(401, 403, 404),
+    responses=error_responses(401, 403, 404, 422),
 )
 def get_finding(finding_id: FindingId, caller: ReadCaller, session: ReadSessionDep) -> FindingDetail:
     return _detail(session, finding_id)

@@ -13,6 +13,8 @@ from tests.helpers import finding
 # The scope each endpoint needs. A new /v1 endpoint must be added here (see the first test).
 ENDPOINTS: list[tuple[str, str, str]] = [
     ("POST", "/v1/findings", "ingest"),
+    ("POST", "/v1/ingest/auto", "ingest"),
+    ("POST", "/v1/ingest/{format_name}", "ingest"),
     ("GET", "/v1/findings", "read"),
     ("GET", "/v1/findings/{finding_id}", "read"),
     ("GET", "/v1/stats", "read"),
@@ -24,9 +26,11 @@ ENDPOINTS: list[tuple[str, str, str]] = [
 ]
 ENDPOINT_IDS = [f"{method} {path}" for method, path, _ in ENDPOINTS]
 
-_PATH_VALUES = {"{finding_id}": "0123456789abcdef", "{name}": "no-such-token"}
+_PATH_VALUES = {"{finding_id}": "0123456789abcdef", "{name}": "no-such-token", "{format_name}": "native"}
 _BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/findings"): {"findings": [finding()]},
+    ("POST", "/v1/ingest/auto"): {"findings": [finding()]},
+    ("POST", "/v1/ingest/{format_name}"): {"findings": [finding()]},
     ("PATCH", "/v1/findings/{finding_id}"): {"status": "acknowledged"},
     ("POST", "/v1/tokens"): {"name": "made-in-test", "scopes": ["read"]},
 }
