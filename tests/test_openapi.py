@@ -40,8 +40,6 @@ def operation_ids(ops: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
 
 V1 = [op for op in operations() if op[1].startswith("/v1")]
 WITH_INPUT = [op for op in V1 if op[2].get("parameters") or op[2].get("requestBody")]
-# Needs app/api/findings.py: get_finding's responses should be error_responses(401, 403, 404, 422).
-KNOWN_UNDOCUMENTED_422: set[tuple[str, str]] = set()
 
 
 def _refs(node: Any) -> Iterator[str]:
@@ -96,21 +94,7 @@ def test_open_operations_need_no_credentials(path: str) -> None:
     assert "security" not in document()["paths"][path]["get"]
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "operation"),
-    [
-        pytest.param(
-            *op,
-            marks=pytest.mark.xfail(
-                (op[0], op[1]) in KNOWN_UNDOCUMENTED_422,
-                reason="FastAPI's default 422 (HTTPValidationError) instead of ErrorBody",
-                strict=True,
-            ),
-        )
-        for op in WITH_INPUT
-    ],
-    ids=operation_ids(WITH_INPUT),
-)
+@pytest.mark.parametrize(("method", "path", "operation"), WITH_INPUT, ids=operation_ids(WITH_INPUT))
 def test_every_operation_taking_input_documents_422_with_error_body(
     method: str, path: str, operation: dict[str, Any]
 ) -> None:
@@ -119,21 +103,7 @@ def test_every_operation_taking_input_documents_422_with_error_body(
     assert response["content"]["application/json"]["schema"] == {"$ref": ERROR_BODY}
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "operation"),
-    [
-        pytest.param(
-            *op,
-            marks=pytest.mark.xfail(
-                (op[0], op[1]) in KNOWN_UNDOCUMENTED_422,
-                reason="FastAPI's default 422 (HTTPValidationError) instead of ErrorBody",
-                strict=True,
-            ),
-        )
-        for op in operations()
-    ],
-    ids=operation_ids(operations()),
-)
+@pytest.mark.parametrize(("method", "path", "operation"), operations(), ids=operation_ids(operations()))
 def test_every_error_response_uses_error_body(method: str, path: str, operation: dict[str, Any]) -> None:
     for status, response in operation["responses"].items():
         if status.startswith(("4", "5")):
