@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
 DEFAULT_SQLITE_PATH = Path("var") / "tocsin.db"
+MIN_BOOTSTRAP_TOKEN_LENGTH = 24
 
 
 class ScoringWeights(BaseSettings):
@@ -139,6 +140,16 @@ class Settings(BaseSettings):
         30.0, gt=0, le=3600, description="How often expired suppressions are reopened."
     )
     scoring: ScoringWeights = Field(default_factory=ScoringWeights)
+
+    @field_validator("bootstrap_token")
+    @classmethod
+    def _strong_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        # It is an admin credential: refuse one that could be guessed.
+        if value is not None and len(value.get_secret_value()) < MIN_BOOTSTRAP_TOKEN_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_BOOTSTRAP_TOKEN_LENGTH} characters, e.g. tcn_$(openssl rand -hex 24)"
+            )
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

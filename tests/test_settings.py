@@ -73,6 +73,7 @@ def test_several_invalid_values_are_named_on_one_line(no_tocsin_env: pytest.Monk
         ("TOCSIN_LOG_JSON", "maybe", "valid boolean"),
         ("TOCSIN_MAX_BATCH_FINDINGS", "0", "greater than or equal to 1"),
         ("TOCSIN_DATABASE_URL", "not a url", "sqlite:///"),
+        ("TOCSIN_BOOTSTRAP_TOKEN", "admin", "at least 24 characters"),
     ],
 )
 def test_invalid_values_are_named_with_what_is_wrong(
@@ -87,11 +88,14 @@ def test_invalid_values_are_named_with_what_is_wrong(
     assert "\n" not in message
 
 
-def test_credentials_in_a_bad_database_url_are_not_repeated(no_tocsin_env: pytest.MonkeyPatch) -> None:
+def test_secrets_in_bad_values_are_not_repeated(no_tocsin_env: pytest.MonkeyPatch) -> None:
     no_tocsin_env.setenv("TOCSIN_DATABASE_URL", "mysql://admin:hunter2@db.internal/tocsin")
+    no_tocsin_env.setenv("TOCSIN_BOOTSTRAP_TOKEN", "tcn_short9")
     with pytest.raises(SettingsError) as caught:
         load_settings()
+    assert "TOCSIN_DATABASE_URL" in str(caught.value) and "TOCSIN_BOOTSTRAP_TOKEN" in str(caught.value)
     assert "hunter2" not in str(caught.value)
+    assert "tcn_short9" not in str(caught.value)
 
 
 def test_defaults_need_no_environment(no_tocsin_env: pytest.MonkeyPatch) -> None:
