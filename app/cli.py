@@ -11,6 +11,8 @@ from datetime import datetime
 
 from app.settings import Settings, SettingsError, load_settings
 
+BOOTSTRAP_ATTEMPTS = 3
+
 
 def _settings() -> Settings:
     try:
@@ -39,14 +41,26 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def _ensure_admin(settings: Settings) -> None:
+    """Create the first admin token (or the TOCSIN_BOOTSTRAP_TOKEN one) and print a new secret once.
+
+    Replicas starting together on one PostgreSQL database can race to create the same token: the loser
+    gets a conflict, and its second look finds the winner's token and does nothing.
+    """
     from app.auth import ensure_bootstrap
     from app.db import create_db_engine, unit_of_work
+    from app.errors import ConflictError
 
+    value = settings.bootstrap_token.get_secret_value() if settings.bootstrap_token else None
     engine = create_db_engine(settings)
     try:
-        with unit_of_work(engine) as session:
-            value = settings.bootstrap_token.get_secret_value() if settings.bootstrap_token else None
-            secret = ensure_bootstrap(session, value)
+        for attempt in range(1, BOOTSTRAP_ATTEMPTS + 1):
+            try:
+                with unit_of_work(engine) as session:
+                    secret = ensure_bootstrap(session, value)
+                break
+            except ConflictError:
+                if attempt == BOOTSTRAP_ATTEMPTS:
+                    raise
     finally:
         engine.dispose()
     if secret:

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
-from app import migrations
+from app import cli, migrations
 from app.auth import create_token
 from app.db import create_db_engine, sync_database_url, unit_of_work
 from app.main import create_app
@@ -299,3 +300,32 @@ def test_bootstrap_token_from_the_environment_is_an_admin(tmp_path: Path) -> Non
         assert [item["name"] for item in resp.json()] == ["bootstrap-admin"]
         assert server.stop() == 0
         assert "tcn_" not in server.stderr()  # neither a generated token nor the given one
+
+
+def test_replicas_starting_together_do_not_crash_on_the_first_admin_token(
+    database_url: str, engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # What `tocsin serve` does before it listens, run by four "replicas" at once on an empty token table.
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM api_tokens"))
+    settings = load_settings(database_url=database_url)
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def start_replica() -> None:
+        barrier.wait()
+        try:
+            cli._ensure_admin(settings)
+        except BaseException as exc:
+            errors.append(exc)
+
+    replicas = [threading.Thread(target=start_replica) for _ in range(4)]
+    for replica in replicas:
+        replica.start()
+    for replica in replicas:
+        replica.join()
+    assert errors == []
+    printed = ADMIN_BANNER_TOKEN.findall(capsys.readouterr().err)
+    with engine.connect() as conn:
+        scopes = [row.scopes for row in conn.execute(text("SELECT scopes FROM api_tokens"))]
+    assert 1 <= len(printed) == len(scopes)
