@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     if engine is not None:
         app.state.engine = engine
     errors.install(app)
-    middleware.install(app, settings.max_body_bytes)
+    middleware.install(app, settings.max_body_bytes, settings.max_report_bytes)
     for module in (health, findings, ingest, tokens, audit):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

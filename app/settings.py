@@ -122,6 +122,12 @@ class Settings(BaseSettings):
         default=None, description="Ensures an admin token with this value exists at start-up."
     )
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    max_report_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        le=1024 * 1024 * 1024,
+        description="Limit for whole scanner reports posted to /v1/ingest/{format} (a 10k-CVE Trivy report is ~25 MB).",
+    )
     max_batch_findings: int = Field(1000, ge=1, le=10000)
     db_pool_size: int = Field(
         4, ge=1, le=100, description="Connections per process; small pools avoid row-lock pile-ups."

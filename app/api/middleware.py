@@ -78,16 +78,21 @@ class BodyLimitMiddleware:
     """Refuses a body over the limit with 413: at once from Content-Length, or as soon as the stream
     passes the limit, so memory stays flat whatever a client sends."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, report_max_bytes: int, report_prefix: str) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.report_max_bytes = report_max_bytes
+        self.report_prefix = report_prefix
 
-    async def _refuse(self, send: Send) -> None:
+    def _limit(self, scope: Scope) -> tuple[int, str]:
+        """Whole scanner reports (``/v1/ingest/...``) have a limit of their own; batches are smaller."""
+        if str(scope.get("path", "")).startswith(self.report_prefix):
+            return self.report_max_bytes, "TOCSIN_MAX_REPORT_BYTES"
+        return self.max_bytes, "TOCSIN_MAX_BODY_BYTES"
+
+    async def _refuse(self, send: Send, limit: int, variable: str) -> None:
         body = orjson.dumps(
-            {
-                "detail": f"request body exceeds {self.max_bytes} bytes (TOCSIN_MAX_BODY_BYTES); split it",
-                "code": "too_large",
-            }
+            {"detail": f"request body exceeds {limit} bytes ({variable}); split it", "code": "too_large"}
         )
         await send(
             {
@@ -102,9 +107,10 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit, variable = self._limit(scope)
         for name, value in scope.get("headers") or []:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(send)
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await self._refuse(send, limit, variable)
                 return
         received = 0
         exceeded = False
@@ -115,7 +121,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     exceeded = True
                     raise _BodyTooLarge()
             return message
@@ -127,7 +133,7 @@ class BodyLimitMiddleware:
                 # into a 400): answer the 413 in place of whatever it wanted to send.
                 if message["type"] == "http.response.start" and not response_started:
                     response_started = True
-                    await self._refuse(send)
+                    await self._refuse(send, limit, variable)
                 return
             if message["type"] == "http.response.start":
                 response_started = True
@@ -137,13 +143,18 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not response_started:
-                await self._refuse(send)
+                await self._refuse(send, limit, variable)
 
 
 class _BodyTooLarge(Exception):
     pass
 
 
-def install(app: Any, max_body_bytes: int) -> None:
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+def install(app: Any, max_body_bytes: int, max_report_bytes: int) -> None:
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=max_body_bytes,
+        report_max_bytes=max_report_bytes,
+        report_prefix="/v1/ingest/",
+    )
     app.add_middleware(RequestContextMiddleware)

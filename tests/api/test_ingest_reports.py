@@ -88,3 +88,20 @@ def test_report_ingest_needs_ingest_scope(client: Any, token_for: Any) -> None:
         client, "/v1/ingest/trivy", report("scheme_2_many_vulns.json"), headers=token_for("read")
     )
     assert resp.status_code == 403
+
+
+def test_reports_have_their_own_size_limit(settings: Any, engine: Any) -> None:
+    """A report may exceed the batch limit (TOCSIN_MAX_BODY_BYTES) up to TOCSIN_MAX_REPORT_BYTES."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from tests.conftest import ADMIN_TOKEN
+
+    tight = settings.model_copy(update={"max_body_bytes": 4096, "max_report_bytes": 200_000})
+    body = report("legacy_many_vulns.json")  # ~170 KB
+    with TestClient(create_app(tight, engine), headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as client:
+        assert post_report(client, "/v1/ingest/trivy", body).status_code == 200
+        too_big = post_report(client, "/v1/ingest/trivy", body + b" " * 40_000)
+        assert too_big.status_code == 413 and "TOCSIN_MAX_REPORT_BYTES" in too_big.json()["detail"]
+        batch = client.post("/v1/findings", content=b'{"findings": [' + b" " * 5000 + b"]}")
+        assert batch.status_code == 413 and "TOCSIN_MAX_BODY_BYTES" in batch.json()["detail"]
