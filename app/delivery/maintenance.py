@@ -32,6 +32,11 @@ async def run_forever(engine: Engine, interval_seconds: float) -> None:
     while True:
         try:
             await asyncio.to_thread(run_once, engine)
-        except Exception:
-            log.warning("maintenance pass failed; retrying in %ss", interval_seconds, exc_info=True)
+        except Exception as exc:  # the database may be down or not migrated yet: say so in one line
+            log.warning(
+                "maintenance pass failed (%s: %s); retrying in %ss",
+                type(exc).__name__,
+                str(exc).splitlines()[0][:200] if str(exc) else "",
+                interval_seconds,
+            )
         await asyncio.sleep(interval_seconds)
