@@ -178,6 +178,17 @@ class NormalizedFinding(_Strict):
     observed_at: datetime | None = Field(
         None, description="When the source last observed it (UTC if no zone)."
     )
+    first_observed_at: datetime | None = Field(
+        None, description="When the source first observed it, if it says (e.g. GuardDuty eventFirstSeen)."
+    )
+    occurrences: int | None = Field(
+        None,
+        ge=1,
+        le=2**31 - 1,
+        description="The source's own count of occurrences (e.g. GuardDuty service.count). When given, the "
+        "stored count follows it instead of adding one per report, so a finding that arrives by two paths "
+        "(directly and through Security Hub) is not counted twice.",
+    )
     confidence: int | None = Field(None, ge=0, le=100)
     references: list[str] = Field(default_factory=list, max_length=50)
     remediation: str | None = Field(None, max_length=MAX_TEXT)
@@ -195,7 +206,7 @@ class NormalizedFinding(_Strict):
     )
     raw: Any = Field(None, description="The original source document, kept verbatim.")
 
-    @field_validator("observed_at")
+    @field_validator("observed_at", "first_observed_at")
     @classmethod
     def _observed_utc(cls, value: datetime | None) -> datetime | None:
         return None if value is None else _aware(value)

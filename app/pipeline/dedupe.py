@@ -39,6 +39,7 @@ class Incoming:
     content_hash: str
     copy_hashes: list[str]
     observed_first: datetime | None
+    reported_occurrences: int | None = None
 
     @property
     def count(self) -> int:
@@ -71,6 +72,7 @@ def merge_duplicates(items: list[Incoming]) -> list[Incoming]:
         current.indexes.extend(item.indexes)
         current.copy_hashes.extend(item.copy_hashes)
         current.finding, current.raw, current.content_hash = item.finding, item.raw, item.content_hash
+        current.reported_occurrences = _max_reported(current.reported_occurrences, item.reported_occurrences)
         current.alias_keys = tuple(dict.fromkeys(current.alias_keys + item.alias_keys))
         current.alias_hashes = tuple(dict.fromkeys(current.alias_hashes + item.alias_hashes))
         if item.observed_first and (
@@ -78,6 +80,17 @@ def merge_duplicates(items: list[Incoming]) -> list[Incoming]:
         ):
             current.observed_first = item.observed_first
     return list(merged.values())
+
+
+def _max_reported(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def occurrences_after(stored: int | None, item: Incoming) -> int:
+    """A source that counts for itself is followed (never backwards); otherwise each report adds one."""
+    if item.reported_occurrences is not None:
+        return max(stored or 0, item.reported_occurrences)
+    return (stored or 0) + item.count
 
 
 def match_existing(session: Session, items: list[Incoming]) -> Matched:
@@ -103,6 +116,7 @@ def match_existing(session: Session, items: list[Incoming]) -> Matched:
             first.copy_hashes.extend(item.copy_hashes)
             first.alias_keys = tuple(dict.fromkeys(first.alias_keys + item.alias_keys))
             first.alias_hashes = tuple(dict.fromkeys(first.alias_hashes + item.alias_hashes))
+            first.reported_occurrences = _max_reported(first.reported_occurrences, item.reported_occurrences)
         else:
             claimed[state.id] = item
             matched.existing.append((item, state))

@@ -43,7 +43,8 @@ def to_incoming(items: list[ValidItem]) -> list[Incoming]:
                 alias_hashes=tuple(fingerprint.alias_hash(key) for key in identity.alias_keys),
                 content_hash=digest,
                 copy_hashes=[digest],
-                observed_first=item.finding.observed_at,
+                observed_first=_earliest(item.finding.first_observed_at, item.finding.observed_at),
+                reported_occurrences=item.finding.occurrences,
             )
         )
     return incoming
@@ -103,6 +104,11 @@ def ingest(
     return outcome
 
 
+def _earliest(*times: datetime | None) -> datetime | None:
+    present = [t for t in times if t is not None]
+    return min(present) if present else None
+
+
 def _record(outcome: IngestOutcome, item: Incoming, finding_id: str, group_outcome: str) -> None:
     for index, result in dedupe.outcome_per_index(item, group_outcome).items():
         outcome.results[index] = (finding_id, result)
@@ -111,7 +117,8 @@ def _record(outcome: IngestOutcome, item: Incoming, finding_id: str, group_outco
 
 def _new_row(item: Incoming, weights: ScoringWeights, now: datetime) -> dict[str, Any]:
     start = dedupe.initial_status(item.finding)
-    value, breakdown = score.score_finding(item.finding, item.count, weights)
+    occurrences = dedupe.occurrences_after(None, item)
+    value, breakdown = score.score_finding(item.finding, occurrences, weights)
     first_seen = min(item.observed_first, now) if item.observed_first else now
     return {
         "id": new_id(),
@@ -125,7 +132,7 @@ def _new_row(item: Incoming, weights: ScoringWeights, now: datetime) -> dict[str
         "suppressed_until": None,
         "score": value,
         "score_breakdown": breakdown,
-        "occurrences": item.count,
+        "occurrences": occurrences,
         "first_seen": first_seen,
         "last_seen": now,
         "observed_at": item.finding.observed_at,
@@ -138,7 +145,7 @@ def _repeat_row(
     item: Incoming, state: FindingState, weights: ScoringWeights, now: datetime
 ) -> tuple[dict[str, Any], str, dedupe.Transition]:
     step = dedupe.transition_on_report(state.status, state.suppressed_until, item.finding.status, now)
-    occurrences = state.occurrences + item.count
+    occurrences = dedupe.occurrences_after(state.occurrences, item)
     value, breakdown = score.score_finding(item.finding, occurrences, weights)
     changed = item.content_hash != state.content_hash
     row: dict[str, Any] = {

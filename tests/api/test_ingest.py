@@ -221,3 +221,19 @@ def test_ingest_uses_constant_round_trips(client: Any, engine: Engine) -> None:
     assert large_new == small_new
     assert large_repeat <= small_new + 2
     assert large_new < 20
+
+
+def test_source_counted_occurrences_are_followed_not_added(client: Any) -> None:
+    """A source that counts for itself (GuardDuty service.count) is not double-counted across paths."""
+    direct = finding(
+        source="guardduty", source_id="gd-9", occurrences=5, first_observed_at="2026-01-01T00:00:00Z"
+    )
+    fid = post(client, direct).json()["results"][0]["id"]
+    via_hub = finding(source="guardduty", source_id="gd-9", occurrences=5)
+    post(client, via_hub)
+    detail = client.get(f"/v1/findings/{fid}").json()
+    assert detail["occurrences"] == 5
+    assert detail["first_seen"].startswith("2026-01-01")
+    post(client, finding(source="guardduty", source_id="gd-9", occurrences=7))
+    post(client, finding(source="guardduty", source_id="gd-9", occurrences=6))  # a late, older copy
+    assert client.get(f"/v1/findings/{fid}").json()["occurrences"] == 7
