@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from sqlalchemy import JSON, Column, Table
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.models.types import UTCDateTime
@@ -92,12 +93,24 @@ def _sqlite_rows(table: Table, names: Sequence[str], rows: Sequence[dict[str, An
     return list(zip(*columns, strict=True))
 
 
-def _raw_cursor(session: Session) -> Any:
-    return session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
-
-
-def _pg_cursor(session: Session) -> Any:
-    return _raw_cursor(session)
+def _run(session: Session, sql: str, params: Any, many: bool) -> list[Any]:
+    """Execute on the session's own DBAPI connection (same transaction), translating driver errors into
+    SQLAlchemy's (OperationalError, IntegrityError...) so deadlock retries and the 503 handler see them."""
+    connection = session.connection()
+    dialect = connection.dialect
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if many:
+            cursor.executemany(sql, params)
+            return []
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+    except dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(
+            sql, None, exc, dialect.loaded_dbapi.Error, hide_parameters=True, dialect=dialect
+        ) from exc
+    finally:
+        cursor.close()
 
 
 def bulk_insert(
@@ -124,11 +137,7 @@ def bulk_insert(
             f"{verb} INTO {_quote(table.name)} ({', '.join(_quote(n) for n in names)}) "
             f"VALUES ({', '.join('?' for _ in names)})"
         )
-        cursor = _raw_cursor(session)
-        try:
-            cursor.executemany(sql, _sqlite_rows(table, names, rows))
-        finally:
-            cursor.close()
+        _run(session, sql, _sqlite_rows(table, names, rows), many=True)
         return None
     # Identifiers come from our own table metadata, quoted; values travel as bound arrays.
     sql = (
@@ -139,9 +148,8 @@ def bulk_insert(
         sql += f" ON CONFLICT ({', '.join(_quote(n) for n in skip_conflicts_on)}) DO NOTHING"
     if returning:
         sql += f" RETURNING {_quote(returning)}"
-    with _pg_cursor(session) as cursor:
-        cursor.execute(sql, _arrays(table, names, rows))
-        return [row[0] for row in cursor.fetchall()] if returning else None
+    result = _run(session, sql, _arrays(table, names, rows), many=False)
+    return [row[0] for row in result] if returning else None
 
 
 def bulk_update(session: Session, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
@@ -153,11 +161,7 @@ def bulk_update(session: Session, table: Table, key: str, rows: Sequence[dict[st
     if dialect_name(session) != "postgresql":
         sets = ", ".join(f"{_quote(n)} = ?" for n in columns)
         sql = f"UPDATE {_quote(table.name)} SET {sets} WHERE {_quote(key)} = ?"
-        cursor = _raw_cursor(session)
-        try:
-            cursor.executemany(sql, _sqlite_rows(table, [*columns, key], rows))
-        finally:
-            cursor.close()
+        _run(session, sql, _sqlite_rows(table, [*columns, key], rows), many=True)
         return
     sets = ", ".join(
         f"{_quote(n)} = v.{_quote(n)}::jsonb" if _is_json(table.c[n]) else f"{_quote(n)} = v.{_quote(n)}"
@@ -167,5 +171,4 @@ def bulk_update(session: Session, table: Table, key: str, rows: Sequence[dict[st
         f"UPDATE {_quote(table.name)} AS t SET {sets} FROM {_unnest(table, names)} "
         f"WHERE t.{_quote(key)} = v.{_quote(key)}"
     )
-    with _pg_cursor(session) as cursor:
-        cursor.execute(sql, _arrays(table, names, rows))
+    _run(session, sql, _arrays(table, names, rows), many=False)
