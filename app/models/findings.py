@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Column, ForeignKey, Index, String, Text
 from sqlmodel import Field, SQLModel
 
-from app.models.types import BigIntId, JSONType, UTCDateTime
+from app.models.types import BigIntId, JSONDocument, JSONType, UTCDateTime
 
 
 class Finding(SQLModel, table=True):
@@ -39,11 +39,11 @@ class Finding(SQLModel, table=True):
     path: str | None = Field(default=None, sa_column=Column(Text))
     line: int | None = Field(default=None)
     confidence: int | None = Field(default=None)
-    references: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    references: list[str] = Field(default_factory=list, sa_column=Column(JSONDocument, nullable=False))
     remediation: str | None = Field(default=None, sa_column=Column(Text))
     data_sensitivity: str | None = Field(default=None, sa_column=Column(String(16)))
-    context: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
-    raw: Any = Field(default=None, sa_column=Column(JSONType))
+    context: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONDocument, nullable=False))
+    raw: Any = Field(default=None, sa_column=Column(JSONDocument))
     source_status: str | None = Field(default=None, sa_column=Column(String(16)))
     content_hash: str = Field(sa_column=Column(String(32), nullable=False))
 
@@ -52,7 +52,9 @@ class Finding(SQLModel, table=True):
     suppressed_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
 
     score: float = Field(nullable=False)
-    score_breakdown: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    score_breakdown: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSONDocument, nullable=False)
+    )
 
     occurrences: int = Field(default=1, nullable=False)
     first_seen: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

@@ -9,7 +9,10 @@ from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
+# JSONB where the database must look inside (tag containment); plain JSON (stored as text, no parsing
+# into a binary tree on every write) for documents that are only stored and returned, such as `raw`.
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+JSONDocument = JSON()
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
 BigIntId = BigInteger().with_variant(Integer(), "sqlite")
 

@@ -56,10 +56,19 @@ def _arrays(table: Table, names: Sequence[str], rows: Sequence[dict[str, Any]]) 
     return arrays
 
 
+@cache
+def _pg_json_cast(column: Column[Any]) -> str:
+    """JSON values travel as text; cast to the column's own type (json or jsonb)."""
+    return "jsonb" if "JSONB" in str(column.type.compile(dialect=_PG)).upper() else "json"
+
+
+def _value_expr(table: Table, name: str) -> str:
+    column = table.c[name]
+    return f"v.{_quote(name)}::{_pg_json_cast(column)}" if _is_json(column) else f"v.{_quote(name)}"
+
+
 def _select_list(table: Table, names: Sequence[str]) -> str:
-    return ", ".join(
-        f"v.{_quote(name)}::jsonb" if _is_json(table.c[name]) else f"v.{_quote(name)}" for name in names
-    )
+    return ", ".join(_value_expr(table, name) for name in names)
 
 
 def _unnest(table: Table, names: Sequence[str]) -> str:
@@ -163,10 +172,7 @@ def bulk_update(session: Session, table: Table, key: str, rows: Sequence[dict[st
         sql = f"UPDATE {_quote(table.name)} SET {sets} WHERE {_quote(key)} = ?"
         _run(session, sql, _sqlite_rows(table, [*columns, key], rows), many=True)
         return
-    sets = ", ".join(
-        f"{_quote(n)} = v.{_quote(n)}::jsonb" if _is_json(table.c[n]) else f"{_quote(n)} = v.{_quote(n)}"
-        for n in columns
-    )
+    sets = ", ".join(f"{_quote(n)} = {_value_expr(table, n)}" for n in columns)
     sql = (
         f"UPDATE {_quote(table.name)} AS t SET {sets} FROM {_unnest(table, names)} "
         f"WHERE t.{_quote(key)} = v.{_quote(key)}"
