@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import os
+import random
 import time
 from datetime import UTC, datetime
+
+# Ids need to be unique, not secret: a PRNG seeded from the OS is enough and avoids a syscall per id.
+_random = random.Random()  # noqa: S311
 
 
 def utcnow() -> datetime:
@@ -13,4 +16,4 @@ def utcnow() -> datetime:
 
 def new_id() -> str:
     """A 32-hex-character id: 48 bits of milliseconds then 80 random bits (UUIDv7-like ordering)."""
-    return f"{int(time.time() * 1000):012x}{os.urandom(10).hex()}"
+    return f"{int(time.time() * 1000):012x}{_random.getrandbits(80):020x}"

@@ -215,7 +215,9 @@ class NormalizedFinding(_Strict):
     @classmethod
     def _urls(cls, refs: list[str]) -> list[str]:
         for i, ref in enumerate(refs):
-            if len(ref) > MAX_ID or not ref.lower().startswith(("http://", "https://")):
+            if len(ref) > MAX_ID or not (
+                ref.startswith(("https://", "http://")) or ref[:8].lower().startswith(("https://", "http://"))
+            ):
                 raise ValueError(f"reference {i} must be an http(s) URL of at most {MAX_ID} characters")
         return refs
 
