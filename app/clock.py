@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from datetime import UTC, datetime
 
 # Ids need to be unique, not secret: a PRNG seeded from the OS is enough and avoids a syscall per id.
 _random = random.Random()  # noqa: S311
+os.register_at_fork(after_in_child=_random.seed)  # forked workers must not share a sequence
 
 
 def utcnow() -> datetime:
