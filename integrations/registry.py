@@ -20,10 +20,12 @@ from collections.abc import Callable
 from typing import Any
 
 from app.contracts import SourceParser
-from integrations.sources import native, trivy
+from integrations.sources import asff, native, ocsf, trivy
 
 PARSERS: tuple[SourceParser, ...] = (
     trivy,
+    asff,
+    ocsf,
     native,
 )
 """Every supported input format, in the order ``detect`` tries them (most specific first)."""
