@@ -62,6 +62,22 @@ class LoadResult:
         return percentile(self.latencies, 99) * 1000
 
 
+def combined(results: Sequence[LoadResult]) -> LoadResult:
+    """Several runs as one: findings and seconds added up, latencies pooled."""
+    out = LoadResult()
+    for r in results:
+        out.findings += r.findings
+        out.seconds += r.seconds
+        out.latencies += r.latencies
+        out.requests += r.requests
+        out.created += r.created
+        out.updated += r.updated
+        out.unchanged += r.unchanged
+        out.errors += r.errors
+        out.error_samples += r.error_samples
+    return out
+
+
 def auth_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKEN}"}
 

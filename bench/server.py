@@ -30,7 +30,6 @@ from sqlalchemy.engine import make_url
 from bench.common import BENCH_DATABASE, ROOT, TOKEN, progress
 
 BIN = Path(sys.executable).parent
-MAX_BODY_BYTES = 64 * 1024 * 1024  # a 10k-vulnerability Trivy report is ~18 MB; the default limit is 10 MB
 
 
 def libpq_params(url: str) -> dict[str, str | int]:
@@ -122,7 +121,6 @@ class Service:
             TOCSIN_DATABASE_URL=self.database_url,
             TOCSIN_BOOTSTRAP_TOKEN=TOKEN,
             TOCSIN_LOG_LEVEL="WARNING",
-            TOCSIN_MAX_BODY_BYTES=str(MAX_BODY_BYTES),
             PYTHONUNBUFFERED="1",
         )
         if self.app_dir != ROOT:
