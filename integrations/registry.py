@@ -20,10 +20,12 @@ from collections.abc import Callable
 from typing import Any
 
 from app.contracts import SourceParser
-from integrations.sources import asff, native, ocsf, trivy
+from integrations.sources import asff, guardduty, macie, native, ocsf, trivy
 
 PARSERS: tuple[SourceParser, ...] = (
     trivy,
+    guardduty,
+    macie,
     asff,
     ocsf,
     native,
