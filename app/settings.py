@@ -17,6 +17,9 @@ from pydantic_settings import SettingsError as SourceError
 
 DEFAULT_SQLITE_PATH = Path("var") / "tocsin.db"
 MIN_BOOTSTRAP_TOKEN_LENGTH = 24
+SNS_HOST_PATTERN = r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")
+_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9*-]+:[0-9]{12}:[A-Za-z0-9_.*-]{1,256}$")
 
 
 class ScoringWeights(BaseSettings):
@@ -146,6 +149,74 @@ class Settings(BaseSettings):
         30.0, gt=0, le=3600, description="How often expired suppressions are reopened."
     )
     scoring: ScoringWeights = Field(default_factory=ScoringWeights)
+    eventbridge_api_key_header: str | None = Field(
+        "X-Tocsin-Key",
+        description="Header POST /v1/ingest/eventbridge also reads an ingest token from (for EventBridge "
+        "API-destination connections, which send a fixed header); empty disables it.",
+    )
+    sns_topic_arns: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="SNS topics POST /v1/ingest/sns accepts (comma separated); '*' matches within the "
+        "region or topic-name part. Empty refuses every message.",
+    )
+    sns_cert_host_pattern: str = Field(
+        SNS_HOST_PATTERN,
+        description="Regular expression a SigningCertURL or SubscribeURL host must match in full (https only).",
+    )
+    sns_ca_bundle: Path | None = Field(
+        None,
+        description="CA bundle (PEM) trusted when fetching SNS signing certificates and SubscribeURLs; "
+        "default: the system trust store.",
+    )
+    sns_http_timeout_seconds: float = Field(
+        5.0, gt=0, le=30, description="Timeout for fetching a signing certificate or a SubscribeURL."
+    )
+
+    @field_validator("eventbridge_api_key_header")
+    @classmethod
+    def _header_name(cls, value: str | None) -> str | None:
+        value = (value or "").strip()
+        if not value:
+            return None
+        if not _HEADER_NAME.match(value):
+            raise ValueError(f"{value!r} is not a valid HTTP header name")
+        return value
+
+    @field_validator("sns_topic_arns", mode="before")
+    @classmethod
+    def _split_arns(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("sns_topic_arns")
+    @classmethod
+    def _topic_arns(cls, value: list[str]) -> list[str]:
+        for arn in value:
+            if not _TOPIC_ARN.match(arn):
+                raise ValueError(
+                    f"{arn!r} is not an SNS topic ARN (arn:aws:sns:<region>:<12-digit account>:<name>; '*' "
+                    "is allowed in the region and name only: any AWS account can create a topic)"
+                )
+        return value
+
+    @field_validator("sns_cert_host_pattern")
+    @classmethod
+    def _host_pattern(cls, value: str) -> str:
+        try:
+            pattern = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from exc
+        if any(pattern.fullmatch(host) for host in ("attacker.example", "169.254.169.254", "localhost")):
+            raise ValueError("matches hosts that are not SNS; name the allowed hosts precisely")
+        return value
+
+    @field_validator("sns_ca_bundle")
+    @classmethod
+    def _ca_bundle_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a file")
+        return value
 
     @field_validator("bootstrap_token")
     @classmethod

@@ -39,6 +39,9 @@ def operation_ids(ops: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
 
 
 V1 = [op for op in operations() if op[1].startswith("/v1")]
+# Authenticated by the message's own signature (SNS), not a bearer token.
+SIGNED = {("POST", "/v1/ingest/sns")}
+TOKEN_V1 = [op for op in V1 if (op[0], op[1]) not in SIGNED]
 WITH_INPUT = [op for op in V1 if op[2].get("parameters") or op[2].get("requestBody")]
 
 
@@ -79,7 +82,7 @@ def test_every_operation_has_a_written_summary(method: str, path: str, operation
     assert summary and summary != summary.title(), f"{summary!r} looks generated from the function name"
 
 
-@pytest.mark.parametrize(("method", "path", "operation"), V1, ids=operation_ids(V1))
+@pytest.mark.parametrize(("method", "path", "operation"), TOKEN_V1, ids=operation_ids(TOKEN_V1))
 def test_every_v1_operation_documents_401_and_403_and_needs_the_bearer(
     method: str, path: str, operation: dict[str, Any]
 ) -> None:
@@ -89,6 +92,13 @@ def test_every_v1_operation_documents_401_and_403_and_needs_the_bearer(
     for requirement in operation["security"]:
         for name in requirement:
             assert (schemes[name]["type"], schemes[name]["scheme"]) == ("http", "bearer")
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(SIGNED))
+def test_signed_operations_document_403_and_declare_no_bearer(method: str, path: str) -> None:
+    operation = document()["paths"][path][method.lower()]
+    assert "403" in operation["responses"] and "401" not in operation["responses"]
+    assert "security" not in operation
 
 
 @pytest.mark.parametrize("path", sorted(OPEN_PATHS))

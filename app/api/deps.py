@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.auth import Principal, authenticate, require_scope, touch_token
 from app.db import read_only, unit_of_work
+from app.errors import Unauthorized
 from app.settings import Settings
 
 bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer tcn_...`")
@@ -48,13 +49,8 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 
 
-def get_principal(
-    engine: EngineDep,
-    settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Principal:
+def _principal_of(engine: Engine, settings: Settings, presented: str | None) -> Principal:
     """Authenticate in a short read of its own; ``last_used_at`` is written at most once a minute."""
-    presented = credentials.credentials if credentials else None
     with unit_of_work(read_only(engine)) as session:
         principal, stale = authenticate(session, presented, timedelta(seconds=settings.token_touch_seconds))
     if stale:
@@ -63,8 +59,42 @@ def get_principal(
     return principal
 
 
-def scoped(scope: str) -> Callable[[Principal], Principal]:
-    def dependency(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+def get_principal(
+    engine: EngineDep,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    return _principal_of(engine, settings, credentials.credentials if credentials else None)
+
+
+def get_principal_or_api_key(
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """The bearer token, or else the same kind of token in ``TOCSIN_EVENTBRIDGE_API_KEY_HEADER``.
+
+    EventBridge API-destination connections can only send a fixed header; its value is an ordinary
+    Tocsin token, so it is hashed, looked up, revocable and scoped exactly like a bearer token.
+    """
+    header = settings.eventbridge_api_key_header
+    presented = credentials.credentials if credentials else None
+    if presented is None and header:
+        presented = request.headers.get(header) or None
+        if presented is None:
+            raise Unauthorized(
+                f"missing credentials: send 'Authorization: Bearer <token>' or the token in the {header} header"
+            )
+    return _principal_of(engine, settings, presented)
+
+
+def scoped(
+    scope: str, authenticate_with: Callable[..., Principal] = get_principal
+) -> Callable[[Principal], Principal]:
+    # A default, not Annotated: the annotation would be resolved in this module's globals, where
+    # ``authenticate_with`` (a closure variable) does not exist.
+    def dependency(principal: Principal = Depends(authenticate_with)) -> Principal:
         require_scope(principal, scope)
         return principal
 
@@ -73,6 +103,7 @@ def scoped(scope: str) -> Callable[[Principal], Principal]:
 
 
 IngestCaller = Annotated[Principal, Depends(scoped("ingest"))]
+IngestOrApiKeyCaller = Annotated[Principal, Depends(scoped("ingest", get_principal_or_api_key))]
 ReadCaller = Annotated[Principal, Depends(scoped("read"))]
 TriageCaller = Annotated[Principal, Depends(scoped("triage"))]
 AdminCaller = Annotated[Principal, Depends(scoped("admin"))]

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from app.api.deps import EngineDep, IngestCaller, RawBody, SettingsDep
 from app.api.docs import error_responses
 from app.api.findings import decode_batch, ingest_response
-from app.api.schemas import ReportIngestResponse
+from app.api.schemas import IngestResponse, ReportIngestResponse
 from app.auth import Principal
 from app.db import run_transaction
 from app.errors import NotFoundError, ValidationFailed
@@ -48,6 +48,18 @@ def _parse(format_name: str, document: Any) -> list[ValidItem]:
     return [ValidItem(index, finding, finding.raw) for index, finding in enumerate(findings)]
 
 
+def store_items(
+    items: list[ValidItem], failed: list[ItemError], actor: str, engine: Engine, settings: Settings
+) -> IngestResponse:
+    """Store parsed findings in one transaction and shape the answer (also used by the AWS endpoints)."""
+    outcome = run_transaction(
+        engine,
+        lambda session: ingest.ingest(session, items, actor, settings.scoring),
+        settings.ingest_retry_attempts,
+    )
+    return ingest_response(len(items), outcome, failed)
+
+
 def _store(
     format_name: str,
     items: list[ValidItem],
@@ -56,14 +68,8 @@ def _store(
     engine: Engine,
     settings: Settings,
 ) -> ReportIngestResponse:
-    outcome = run_transaction(
-        engine,
-        lambda session: ingest.ingest(session, items, caller.name, settings.scoring),
-        settings.ingest_retry_attempts,
-    )
-    return ReportIngestResponse(
-        format=format_name, **ingest_response(len(items), outcome, failed).model_dump()
-    )
+    stored = store_items(items, failed, caller.name, engine, settings)
+    return ReportIngestResponse(format=format_name, **stored.model_dump())
 
 
 def _ingest_document(

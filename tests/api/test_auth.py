@@ -15,6 +15,8 @@ ENDPOINTS: list[tuple[str, str, str]] = [
     ("POST", "/v1/findings", "ingest"),
     ("POST", "/v1/ingest/auto", "ingest"),
     ("POST", "/v1/ingest/{format_name}", "ingest"),
+    ("POST", "/v1/ingest/eventbridge", "ingest"),
+    ("POST", "/v1/ingest/securityhub", "ingest"),
     ("GET", "/v1/findings", "read"),
     ("GET", "/v1/findings/{finding_id}", "read"),
     ("GET", "/v1/stats", "read"),
@@ -25,12 +27,16 @@ ENDPOINTS: list[tuple[str, str, str]] = [
     ("GET", "/v1/audit", "admin"),
 ]
 ENDPOINT_IDS = [f"{method} {path}" for method, path, _ in ENDPOINTS]
+# Authenticated by a signature in the message, not a token (tests/api/test_sns.py).
+SIGNED_ENDPOINTS = {("POST", "/v1/ingest/sns")}
 
 _PATH_VALUES = {"{finding_id}": "0123456789abcdef", "{name}": "no-such-token", "{format_name}": "native"}
 _BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/findings"): {"findings": [finding()]},
     ("POST", "/v1/ingest/auto"): {"findings": [finding()]},
     ("POST", "/v1/ingest/{format_name}"): {"findings": [finding()]},
+    ("POST", "/v1/ingest/eventbridge"): {"source": "aws.guardduty", "detail-type": "GuardDuty Finding"},
+    ("POST", "/v1/ingest/securityhub"): {"Findings": []},
     ("PATCH", "/v1/findings/{finding_id}"): {"status": "acknowledged"},
     ("POST", "/v1/tokens"): {"name": "made-in-test", "scopes": ["read"]},
 }
@@ -59,7 +65,7 @@ def test_every_v1_endpoint_has_a_declared_scope(anon: Any) -> None:
         if path.startswith("/v1")
         for method in operations
     }
-    assert documented == {(method, path) for method, path, _ in ENDPOINTS}
+    assert documented == {(method, path) for method, path, _ in ENDPOINTS} | SIGNED_ENDPOINTS
 
 
 def test_every_v1_endpoint_without_a_token_is_401(anon: Any) -> None:
