@@ -95,8 +95,13 @@ def parse_message(body: bytes, header_type: str | None) -> SnsMessage:
         raise ValidationFailed("an SNS message is a JSON object", field="body")
     message_type = document.get("Type")
     if message_type not in SIGNED_KEYS:
+        hint = (
+            " (raw message delivery must be off: raw messages carry no signature)"
+            if message_type is None
+            else ""
+        )
         raise ValidationFailed(
-            f"Type must be one of {', '.join(SIGNED_KEYS)}; got {message_type!r}", field="Type"
+            f"Type must be one of {', '.join(SIGNED_KEYS)}; got {message_type!r}{hint}", field="Type"
         )
     if header_type is not None and header_type != message_type:
         raise ValidationFailed(

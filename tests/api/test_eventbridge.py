@@ -83,6 +83,24 @@ def test_event_is_dispatched_to_the_parser_of_its_source(client: Any, name: str,
         assert detail["raw"]["id"] == event(name)["detail"]["id"]
 
 
+def test_findings_imported_v2_is_read_as_ocsf(client: Any) -> None:
+    # No captured "Findings Imported V2" event exists in the samples: wrap real OCSF findings in one.
+    findings = json.loads((AWS / "securityhub" / "ocsf" / "prowler_example_output_aws.ocsf.json").read_text())
+    for index, item in enumerate(findings):  # the sample's uids are all the placeholder "<finding_uid>"
+        item["finding_info"]["uid"] = f"prowler-aws-check-{index}"
+    document = {
+        "version": "0",
+        "source": "aws.securityhub",
+        "detail-type": "Findings Imported V2",
+        "account": "123456789012",
+        "region": "eu-west-1",
+        "detail": {"findings": findings},
+    }
+    resp = client.post(URL, json=document)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["created"] == len(findings) == 5
+
+
 def test_a_list_of_events_is_stored_together(client: Any) -> None:
     events = [guardduty_event("a" * 32), event("asr_CIS_1-6-multi-select_custom-action_2-findings.json")]
     body = client.post(URL, json=events).json()

@@ -295,6 +295,13 @@ def test_malformed_messages_are_422(sns: Any, body: bytes, field: str) -> None:
     assert resp.json()["errors"][0]["field"] == field
 
 
+def test_raw_message_delivery_is_refused_with_a_hint(sns: Any) -> None:
+    resp = sns.post(URL, content=json.dumps(EVENT).encode(), headers={"x-amz-sns-rawdelivery": "true"})
+    assert resp.status_code == 422
+    assert "raw message delivery must be off" in resp.json()["detail"]
+    assert total(sns) == 0
+
+
 def test_the_type_header_must_match_the_body(sns: Any, signer: Signer, cert_url: str) -> None:
     resp = post(sns, signer.sign(notification(cert_url)), message_type="SubscriptionConfirmation")
     assert resp.status_code == 422
