@@ -45,6 +45,7 @@ from app.errors import NotFoundError, ValidationFailed
 from app.metrics import FINDINGS_INGESTED, FINDINGS_REJECTED
 from app.pipeline import ingest, triage
 from app.pipeline.dedupe import STATUSES
+from app.pipeline.fingerprint import primary_key_of
 from app.pipeline.normalize import ItemError, validate_items
 from app.repositories import audit
 from app.repositories import finding_queries as queries
@@ -289,7 +290,12 @@ def _detail(session: Any, finding_id: str) -> FindingDetail:
         suppressed_until=row.suppressed_until,
         observed_at=row.observed_at,
         score_breakdown=ScoreBreakdown(**row.score_breakdown),
-        aliases=queries.get_aliases(session, finding_id),
+        aliases=[
+            primary_key_of(
+                row.source, row.source_id, row.type, row.resource_id, row.repository, row.path, row.line
+            ),
+            *queries.get_aliases(session, finding_id),
+        ],
         events=events,
         event_count=queries.count_events(session, finding_id),
         raw=row.raw,

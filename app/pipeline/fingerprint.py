@@ -33,17 +33,32 @@ def alias_hash(key: str) -> str:
 
 
 def primary_key(finding: NormalizedFinding) -> str:
-    source = finding.source.lower()
-    if finding.source_id:
-        return f"{source}:{finding.source_id}"
     loc = finding.location
-    parts = [
+    return primary_key_of(
+        finding.source,
+        finding.source_id,
         finding.type,
-        finding.resource.id or "",
-        (loc.repository or "") if loc else "",
-        (loc.path or "") if loc else "",
-        loc.line if loc and loc.line is not None else "",
-    ]
+        finding.resource.id,
+        loc.repository if loc else None,
+        loc.path if loc else None,
+        loc.line if loc else None,
+    )
+
+
+def primary_key_of(
+    source: str,
+    source_id: str | None,
+    type_: str,
+    resource_id: str | None,
+    repository: str | None,
+    path: str | None,
+    line: int | None,
+) -> str:
+    """The primary key from the identity fields (also as stored on a finding row, which never changes
+    them): ``source:source_id``, else a canonical key of type, resource and location."""
+    if source_id:
+        return f"{source.lower()}:{source_id}"
+    parts = [type_, resource_id or "", repository or "", path or "", line if line is not None else ""]
     return "content:" + orjson.dumps(parts).decode()
 
 

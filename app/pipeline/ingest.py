@@ -63,7 +63,7 @@ def ingest(
 
     events: list[dict[str, Any]] = []
     aliases: list[dict[str, Any]] = []
-    ids: dict[str, str] = {}  # fingerprint -> finding id
+    targets: dict[str, tuple[str, str]] = {}  # incoming fingerprint -> (finding id, its fingerprint)
 
     new_rows = [_new_row(item, weights, now) for item in matched.new]
     inserted = dedupe.write_new(session, new_rows)
@@ -71,7 +71,7 @@ def ingest(
     for item, row in zip(matched.new, new_rows, strict=True):
         if item.fingerprint not in inserted:
             continue
-        ids[item.fingerprint] = row["id"]
+        targets[item.fingerprint] = (row["id"], item.fingerprint)
         events.append(_event(row["id"], "created", actor, now, None, row["status"], row["status_note"]))
         if item.count > 1:
             events.append(
@@ -85,7 +85,7 @@ def ingest(
     for item, state in repeats:
         row, group_outcome, event = _repeat_row(item, state, weights, now)
         (changed_rows if group_outcome == "updated" and row.get("content_hash") else seen_rows).append(row)
-        ids[item.fingerprint] = state.id
+        targets[item.fingerprint] = (state.id, state.fingerprint)
         events.append(
             _event(state.id, event.event or "seen", actor, now, state.status, row["status"], event.note)
         )
@@ -93,12 +93,15 @@ def ingest(
     dedupe.write_repeats(session, seen_rows, changed_rows)
 
     for item in incoming:
-        finding_id = ids.get(item.fingerprint)
-        if finding_id is None:
+        target = targets.get(item.fingerprint)
+        if target is None:
             continue  # folded into another finding through an alias
+        finding_id, fingerprint_of_target = target
+        # The finding's own primary key is its fingerprint; only the other keys need an alias row.
         aliases.extend(
             {"alias_hash": h, "alias": key, "finding_id": finding_id, "created_at": now}
             for key, h in zip(item.alias_keys, item.alias_hashes, strict=True)
+            if h != fingerprint_of_target
         )
     dedupe.write_history(session, events, aliases)
     return outcome
@@ -124,6 +127,7 @@ def _new_row(item: Incoming, weights: ScoringWeights, now: datetime) -> dict[str
         "id": new_id(),
         "fingerprint": item.fingerprint,
         "source": item.finding.source.lower(),
+        "source_id": item.finding.source_id,
         "type": item.finding.type,
         "resource_id": item.finding.resource.id,
         **dedupe.content_columns(item),
@@ -156,7 +160,7 @@ def _repeat_row(
         "score": value,
         "score_breakdown": breakdown,
         "occurrences": occurrences,
-        "last_seen": now,
+        "last_seen": dedupe.next_last_seen(state.last_seen, now),
         "observed_at": item.finding.observed_at,
         "updated_at": now,
     }

@@ -70,7 +70,9 @@ def confidence_factor(finding: NormalizedFinding, weights: ScoringWeights) -> Fa
 
 
 def recurrence_factor(occurrences: int, weights: ScoringWeights) -> Factor:
-    doublings = min(4.0, math.log2(max(1, occurrences)))
+    """Grows per whole doubling (2, 4, 8, 16 occurrences), so most repeats leave the score, and with it
+    every index on the row, untouched: PostgreSQL can then update the row in place (HOT)."""
+    doublings = min(4, max(1, occurrences).bit_length() - 1)
     value = 1.0 + weights.recurrence_step * doublings
     return Factor("recurrence", round(value, 4), f"seen {occurrences} time{'s' if occurrences != 1 else ''}")
 

@@ -35,6 +35,8 @@ class FindingState:
     occurrences: int
     content_hash: str
     first_seen: datetime
+    last_seen: datetime
+    score: float
 
 
 _STATE_COLUMNS = (
@@ -46,6 +48,8 @@ _STATE_COLUMNS = (
     findings_t.c.occurrences,
     findings_t.c.content_hash,
     findings_t.c.first_seen,
+    findings_t.c.last_seen,
+    findings_t.c.score,
 )
 
 
@@ -108,7 +112,6 @@ _TOUCH_COLUMNS = (
     "updated_at",
 )
 _CONTENT_COLUMNS = (
-    "source_id",
     "title",
     "description",
     "severity",

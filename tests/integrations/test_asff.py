@@ -234,12 +234,14 @@ def test_guardduty_identity_equals_the_native_key_of_the_same_finding() -> None:
     assert finding.occurrences == 1
 
 
-def test_guardduty_without_a_count_leaves_occurrences_to_the_pipeline() -> None:
+def test_guardduty_without_a_count_says_one_so_relays_do_not_inflate_the_count() -> None:
+    """Security Hub relays a GuardDuty finding on every update; without GuardDuty's own count the copy
+    says 1, which the pipeline's max rule treats as "add nothing" to what the direct path counted."""
     document = _as_asff(
         load("aws/eventbridge/guardduty-finding-event_Backdoor-EC2-Spambot_via-sns.json")["detail"]
     )
     del document["ProductFields"]
-    assert asff.parse(document)[0].occurrences is None
+    assert asff.parse(document)[0].occurrences == 1
 
 
 def test_guardduty_with_a_bare_id_uses_account_and_finding_region() -> None:
@@ -291,7 +293,7 @@ def test_macie_through_security_hub(finding_id: str) -> None:
     assert finding.type == "SensitiveData:S3Object/Personal"
     assert finding.resource.public is True
     assert finding.context["public_reason"] == "S3Bucket.effectivePermission is PUBLIC"
-    assert finding.occurrences is None
+    assert finding.occurrences == 1  # a relayed copy never adds to the direct path's count
 
 
 def test_unrecognised_guardduty_id_keeps_the_asff_identity() -> None:

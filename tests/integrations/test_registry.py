@@ -19,7 +19,7 @@ def test_the_shipped_registry_is_valid() -> None:
 
 
 def test_parser_names() -> None:
-    assert registry.parser_names() == ["trivy", "native"]
+    assert registry.parser_names() == ["trivy", "guardduty", "macie", "asff", "ocsf", "native"]
 
 
 def test_get_parser_by_name() -> None:
@@ -32,8 +32,10 @@ def test_unknown_format_lists_the_supported_names() -> None:
     with pytest.raises(KeyError) as error:
         registry.get_parser("grype")
     assert isinstance(error.value, UnknownFormatError)
-    assert str(error.value) == "unknown format 'grype'; supported formats: trivy, native"
-    assert error.value.supported == ["trivy", "native"]
+    assert str(error.value) == (
+        "unknown format 'grype'; supported formats: trivy, guardduty, macie, asff, ocsf, native"
+    )
+    assert error.value.supported == ["trivy", "guardduty", "macie", "asff", "ocsf", "native"]
 
 
 @pytest.mark.parametrize(

@@ -67,6 +67,12 @@ def read_finding(item: dict[str, Any], path: str) -> NormalizedFinding:
     kind = _type(item, fields, product.source, types, vulnerabilities.get("vulnerabilities"))
     status, status_context = _status(item)
     severity, severity_original = _severity(item, path)
+    if product.source == GUARDDUTY:
+        # GuardDuty's own 0-10 number x 10 is what the direct path stores; using it here keeps the
+        # finding's content identical whichever path it came by (no "updated" flapping).
+        own = number(mapping(item.get("Severity")).get("Product"))
+        if own is not None and 0 <= own <= 10:
+            severity = own * 10
     confidence = number(item.get("Confidence"))
     context = compact(
         {
@@ -97,7 +103,7 @@ def read_finding(item: dict[str, Any], path: str) -> NormalizedFinding:
             "resource": resources.resource,
             "observed_at": timestamp(item.get("LastObservedAt")) or timestamp(item.get("UpdatedAt")),
             "first_observed_at": timestamp(item.get("FirstObservedAt")) or timestamp(item.get("CreatedAt")),
-            "occurrences": count(fields.get(GUARDDUTY_COUNT)) if source == GUARDDUTY else None,
+            "occurrences": _occurrences(fields, source),
             "confidence": int(confidence) if confidence is not None and 0 <= confidence <= 100 else None,
             "references": references,
             "remediation": text(get(item, "Remediation", "Recommendation", "Text"))[:MAX_TEXT] or None,
@@ -133,6 +139,17 @@ def _identity(
         return source, finding_id, [asff_key]
     aliases = [native.arn, asff_key] if native.arn else [asff_key]
     return native.source, native.source_id, aliases
+
+
+def _occurrences(fields: dict[str, Any], source: str) -> int | None:
+    """GuardDuty's own count when Security Hub relays it. A relayed GuardDuty or Macie finding without a
+    count says 1: the stored count follows the largest count reported and never adds per report, so a
+    copy relayed through Security Hub on every update does not inflate what the direct path counts."""
+    if source == GUARDDUTY:
+        return count(fields.get(GUARDDUTY_COUNT)) or 1
+    if source == MACIE:
+        return 1
+    return None
 
 
 def _severity(item: dict[str, Any], path: str) -> tuple[float, str | None]:
