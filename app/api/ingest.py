@@ -31,12 +31,29 @@ NATIVE = "native"
 
 
 def _decode(body: bytes) -> Any:
+    """A JSON document, or JSON lines (TruffleHog, Nuclei) as the list of their objects."""
     if not body.strip():
-        raise ValidationFailed("the body is empty; send the report as JSON", field="body")
+        raise ValidationFailed("the body is empty; send the report as JSON or JSON lines", field="body")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise ValidationFailed(f"the body is not valid JSON: {exc}", field="body") from exc
+        lines = [line for line in body.splitlines() if line.strip()]
+        if len(lines) < 2 or not lines[0].lstrip().startswith(b"{"):
+            raise ValidationFailed(f"the body is not valid JSON: {exc}", field="body") from exc
+        return _decode_lines(lines)
+
+
+def _decode_lines(lines: list[bytes]) -> list[Any]:
+    items = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            items.append(orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            raise ValidationFailed(
+                f"the body is neither JSON nor JSON lines: line {number} is not valid JSON ({exc})",
+                field=f"body.line[{number}]",
+            ) from exc
+    return items
 
 
 def _parse(format_name: str, document: Any) -> list[ValidItem]:

@@ -105,3 +105,15 @@ def test_reports_have_their_own_size_limit(settings: Any, engine: Any) -> None:
         assert too_big.status_code == 413 and "TOCSIN_MAX_REPORT_BYTES" in too_big.json()["detail"]
         batch = client.post("/v1/findings", content=b'{"findings": [' + b" " * 5000 + b"]}")
         assert batch.status_code == 413 and "TOCSIN_MAX_BODY_BYTES" in batch.json()["detail"]
+
+
+def test_json_lines_bodies_are_decoded_per_line(client: Any) -> None:
+    """JSON-lines reports (TruffleHog, Nuclei) reach the parser as a list; a broken line is named."""
+    line = json.dumps({"findings": [finding()]})
+    resp = post_report(client, "/v1/ingest/auto", f"{line}\n{line}\n".encode())
+    assert resp.status_code == 422  # a list of native batches is no known format...
+    assert "supported formats" in resp.json()["detail"]  # ...but it was decoded, not refused as bad JSON
+    broken = post_report(client, "/v1/ingest/auto", f"{line}\n{{oops\n".encode())
+    assert broken.status_code == 422
+    assert "line 2" in broken.json()["detail"]
+    assert broken.json()["errors"][0]["field"] == "body.line[2]"
