@@ -104,6 +104,7 @@ def _ingest_record(
 
 def _post_trivy(service: Service, report_bytes: bytes, vulns: int) -> dict[str, Any]:
     record: dict[str, Any] = {"vulnerabilities": vulns, "bytes": len(report_bytes), "status": None}
+    service.reset_stats()
     with httpx.Client(base_url=service.base_url, headers=auth_headers(), timeout=300) as client:
         began = time.perf_counter()
         response = client.post(
@@ -111,6 +112,9 @@ def _post_trivy(service: Service, report_bytes: bytes, vulns: int) -> dict[str, 
         )
         seconds = time.perf_counter() - began
     record["status"] = response.status_code
+    stats = service.stats()
+    record["rss_max_mb"] = max(s.peak_rss for s in stats.values()) / 2**20
+    record["rss_sum_mb"] = sum(s.peak_rss for s in stats.values()) / 2**20
     if response.status_code == 404:
         record["note"] = "n/a (endpoint missing)"
     elif response.status_code != 200:
@@ -128,6 +132,7 @@ def _post_trivy(service: Service, report_bytes: bytes, vulns: int) -> dict[str, 
             pass
     progress(
         f"  Trivy report ({vulns:,} vulnerabilities, {len(report_bytes) / 1e6:.1f} MB): {record.get('note') or f'{seconds:.2f} s'}"
+        f", peak RSS {record['rss_max_mb']:.0f} MB"
     )
     return record
 
@@ -284,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     phases = set(args.only.split(","))
     cfg = BenchConfig.from_env(quick=args.quick)
     quick = cfg.scale < 0.5
-    pass_cap = float(os.environ.get("BENCH_PASS_SECONDS", "10" if quick else "25"))
+    pass_cap = float(os.environ.get("BENCH_PASS_SECONDS", "10" if quick else "20"))
     began = time.perf_counter()
     scratch = Path(tempfile.mkdtemp(prefix="tocsin-bench-"))
     results: dict[str, Any] = {

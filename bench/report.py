@@ -146,8 +146,16 @@ def build_lines(results: dict[str, Any]) -> tuple[list[Line], Verdicts]:
     )
     if trivy.get("seconds") is not None and trivy.get("status") == 200:
         line.value = f"{trivy['seconds']:.2f} s"
+        line.rss = f"{trivy['rss_max_mb']:.0f} / {trivy['rss_sum_mb']:.0f}"
+        line.target += f", RSS ≤ {RSS_MB} MB"
         line.note = f"{trivy['bytes'] / 1e6:.1f} MB report; {trivy.get('summary', '')}".rstrip("; ")
-        verdicts.judge(line, [Check(f"> {TRIVY_SECONDS} s", trivy["seconds"] <= TRIVY_SECONDS)])
+        verdicts.judge(
+            line,
+            [
+                Check(f"> {TRIVY_SECONDS} s", trivy["seconds"] <= TRIVY_SECONDS),
+                Check(f"RSS > {RSS_MB} MB", trivy["rss_max_mb"] <= RSS_MB),
+            ],
+        )
     else:
         line.value = trivy.get("note", "n/a")
     lines.append(line)
