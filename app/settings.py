@@ -145,6 +145,12 @@ class Settings(BaseSettings):
         ge=0,
         description="A token's last_used_at is written at most this often (saves a write per request).",
     )
+    stats_cache_seconds: float = Field(
+        10.0,
+        ge=0,
+        le=3600,
+        description="How long a slow count of findings (large stores) is reused by /v1/stats.",
+    )
     maintenance_interval_seconds: float = Field(
         30.0, gt=0, le=3600, description="How often expired suppressions are reopened."
     )

@@ -35,7 +35,6 @@ from app.api.schemas import (
     ResourceOut,
     ResultItem,
     ScoreBreakdown,
-    StatsOut,
     TriageRequest,
 )
 from app.clock import utcnow
@@ -345,15 +344,3 @@ def patch_finding(
         at=now,
     )
     return _detail(session, finding_id)
-
-
-@router.get(
-    "/stats",
-    summary="Count findings",
-    description="Counts by status, severity label and source. Needs `read`.",
-    response_model=StatsOut,
-    responses=error_responses(401, 403),
-)
-def get_stats(caller: ReadCaller, session: ReadSessionDep) -> StatsOut:
-    counts = queries.stats(session)
-    return StatsOut(total=sum(counts["by_status"].values()), **counts)

@@ -148,6 +148,7 @@ class StatsOut(BaseModel):
     by_status: dict[str, int]
     by_severity: dict[str, int]
     by_source: dict[str, int]
+    as_of: datetime = Field(description="When these counts were taken (cached briefly on large stores).")
 
 
 Scope = Literal["ingest", "read", "triage", "admin"]
