@@ -28,7 +28,7 @@ from app.settings import load_settings
 from bench import ceiling, generator, growth, query, report
 from bench.common import RESULTS_DIR, ROOT, BenchConfig, progress
 from bench.load import Body, LoadResult, auth_headers, batch_bodies, post_batches
-from bench.rows import build_rows, payloads_and_rows
+from bench.rows import build_rows, payloads_and_rows, verify_clones
 from bench.server import Service, drop_database, pg_connect, recreate_database, serve_command
 
 GROWTH_SERIAL_BASE = 50_000_000
@@ -285,7 +285,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", default=",".join(PHASES), help=f"comma-separated subset of {', '.join(PHASES)}"
     )
+    parser.add_argument("--table", metavar="JSON", help="print the table of a saved run and exit")
     args = parser.parse_args(argv)
+    if args.table:
+        saved = orjson.loads(Path(args.table).read_bytes())
+        lines, verdicts = report.build_lines(saved)
+        print(report.render_table(lines))
+        print(report.summary(saved, verdicts))
+        return 0
     phases = set(args.only.split(","))
     cfg = BenchConfig.from_env(quick=args.quick)
     quick = cfg.scale < 0.5
@@ -355,8 +362,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         if "growth" in phases:
             pool = distinct[: min(len(distinct), 20_000)]
-            templates, _ = build_rows(pool, load_settings().scoring)
-            growth.check_clones(templates, pool, load_settings().scoring)
+            templates = build_rows(pool, load_settings().scoring)
+            verify_clones(templates, pool, load_settings().scoring)
             results["growth"], results["queries"], results["query_store_size"] = run_growth(
                 cfg, templates, pool, new_sets
             )
@@ -382,10 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(report.render_table(lines))
     print()
-    print(
-        f"Targets: {verdicts.passed} PASS, {verdicts.missed} MISS. Every ratio is to the ceiling measured in this run"
-        f" (load average {results['environment']['load_average_start'][0]:.1f} → {results['environment']['load_average_end'][0]:.1f})."
-    )
+    print(report.summary(results, verdicts))
     print(
         f"Results: {json_path.relative_to(ROOT)}"
         + (f", chart: {chart_path.relative_to(ROOT)}" if drew else "")

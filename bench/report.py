@@ -180,9 +180,9 @@ def build_lines(results: dict[str, Any]) -> tuple[list[Line], Verdicts]:
         line = Line(
             "growth",
             f"rate at {_n(growth['steps'][-1]['store_size'])} ÷ at 0",
-            f"{growth['ratio']:.2f}",
+            f"{growth['ratio']:.3f}",
             target=f"≥ {GROWTH_RATIO}",
-            note=f"re-sent: {growth['repeat_ratio']:.2f}",
+            note=f"re-sent: {growth['repeat_ratio']:.3f}",
         )
         verdicts.judge(line, [Check(f"< {GROWTH_RATIO}", growth["ratio"] >= GROWTH_RATIO)])
         lines.append(line)
@@ -215,6 +215,14 @@ HEADERS = (
     "result",
     "notes",
 )
+
+
+def summary(results: dict[str, Any], verdicts: Verdicts) -> str:
+    load = results["environment"]
+    return (
+        f"Targets: {verdicts.passed} PASS, {verdicts.missed} MISS. Every ratio is to the ceiling measured in "
+        f"this run (load average {load['load_average_start'][0]:.1f} -> {load.get('load_average_end', [0])[0]:.1f})."
+    )
 
 
 def render_table(lines: list[Line]) -> str:
