@@ -20,10 +20,14 @@ from collections.abc import Callable
 from typing import Any
 
 from app.contracts import SourceParser
-from integrations.sources import asff, guardduty, macie, native, ocsf, trivy
+from integrations.sources import asff, grype, guardduty, macie, native, nuclei, ocsf, prowler, trivy, zap
 
 PARSERS: tuple[SourceParser, ...] = (
     trivy,
+    grype,
+    prowler,
+    zap,
+    nuclei,
     guardduty,
     macie,
     asff,

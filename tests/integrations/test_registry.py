@@ -19,7 +19,18 @@ def test_the_shipped_registry_is_valid() -> None:
 
 
 def test_parser_names() -> None:
-    assert registry.parser_names() == ["trivy", "guardduty", "macie", "asff", "ocsf", "native"]
+    assert registry.parser_names() == [
+        "trivy",
+        "grype",
+        "prowler",
+        "zap",
+        "nuclei",
+        "guardduty",
+        "macie",
+        "asff",
+        "ocsf",
+        "native",
+    ]
 
 
 def test_get_parser_by_name() -> None:
@@ -30,12 +41,24 @@ def test_get_parser_by_name() -> None:
 
 def test_unknown_format_lists_the_supported_names() -> None:
     with pytest.raises(KeyError) as error:
-        registry.get_parser("grype")
+        registry.get_parser("burp")
     assert isinstance(error.value, UnknownFormatError)
     assert str(error.value) == (
-        "unknown format 'grype'; supported formats: trivy, guardduty, macie, asff, ocsf, native"
+        "unknown format 'burp'; supported formats: trivy, grype, prowler, zap, nuclei, guardduty, macie, asff, "
+        "ocsf, native"
     )
-    assert error.value.supported == ["trivy", "guardduty", "macie", "asff", "ocsf", "native"]
+    assert error.value.supported == [
+        "trivy",
+        "grype",
+        "prowler",
+        "zap",
+        "nuclei",
+        "guardduty",
+        "macie",
+        "asff",
+        "ocsf",
+        "native",
+    ]
 
 
 @pytest.mark.parametrize(
