@@ -158,6 +158,9 @@ def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+_TEXT_FIELDS = ("source_id", "type", "title", "description", "remediation")
+
+
 class NormalizedFinding(_Strict):
     """The native finding: what every parser produces and what ``POST /v1/findings`` accepts."""
 
@@ -228,6 +231,30 @@ class NormalizedFinding(_Strict):
             if not alias or len(alias) > MAX_ID:
                 raise ValueError(f"alias {i} must be 1-{MAX_ID} characters")
         return aliases
+
+    @model_validator(mode="after")
+    def _no_nul_characters(self) -> NormalizedFinding:
+        """NUL can't be stored in PostgreSQL text (scanners copy it from binaries): drop it from every
+        stored text field. ``raw`` and ``context`` are stored as JSON text, where an escaped NUL is fine."""
+        for model, names in (
+            (self, _TEXT_FIELDS),
+            (self.resource, ("type", "id", "account_id", "region")),
+            (self.location, ("repository", "path")),
+        ):
+            if model is None:
+                continue
+            for name in names:
+                value = getattr(model, name)
+                if value and "\x00" in value:
+                    object.__setattr__(model, name, value.replace("\x00", ""))
+        if any("\x00" in k or "\x00" in v for k, v in self.resource.tags.items()):
+            self.resource.tags = {
+                k.replace("\x00", ""): v.replace("\x00", "") for k, v in self.resource.tags.items()
+            }
+        if any("\x00" in item for item in (*self.references, *self.aliases)):
+            self.references = [r.replace("\x00", "") for r in self.references]
+            self.aliases = [a.replace("\x00", "") for a in self.aliases]
+        return self
 
     @model_validator(mode="after")
     def _has_identity(self) -> NormalizedFinding:

@@ -237,3 +237,20 @@ def test_source_counted_occurrences_are_followed_not_added(client: Any) -> None:
     post(client, finding(source="guardduty", source_id="gd-9", occurrences=7))
     post(client, finding(source="guardduty", source_id="gd-9", occurrences=6))  # a late, older copy
     assert client.get(f"/v1/findings/{fid}").json()["occurrences"] == 7
+
+
+def test_nul_characters_are_dropped_not_a_server_error(client: Any) -> None:
+    """Scanners copy NUL bytes from binaries; PostgreSQL text can't hold them."""
+    nul = finding(
+        title="bad\u0000title",
+        description="d\u0000",
+        resource={"id": "img:\u00001", "tags": {"env\u0000": "prod\u0000"}},
+        raw={"note": "kept\u0000verbatim"},
+    )
+    body = post(client, nul).json()
+    assert body["created"] == 1, body
+    detail = client.get(f"/v1/findings/{body['results'][0]['id']}").json()
+    assert detail["title"] == "badtitle"
+    assert detail["resource"]["id"] == "img:1"
+    assert detail["resource"]["tags"] == {"env": "prod"}
+    assert detail["raw"] == {"note": "kept\u0000verbatim"}
