@@ -1,8 +1,9 @@
-"""The ``tocsin`` command: serve, migrate, tokens."""
+"""The ``tocsin`` command: serve, migrate, tokens, pull."""
 
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import socket
 import sys
@@ -223,11 +224,54 @@ def cmd_tokens_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pull_aws(args: argparse.Namespace) -> int:
+    """Pull Security Hub, GuardDuty and Macie findings since each stream's cursor; one line per page."""
+    from app.db import create_db_engine
+    from app.delivery import pull_aws
+
+    settings = _settings()
+    engine = create_db_engine(settings)
+
+    def page_line(page: pull_aws.PageReport) -> None:
+        print(page.line(), file=sys.stderr, flush=True)
+
+    def stream_line(stream: pull_aws.StreamResult) -> None:
+        print(stream.line(), file=sys.stderr, flush=True)
+
+    try:
+        report = pull_aws.pull(
+            engine,
+            settings,
+            services=args.service,
+            regions=args.region,
+            on_page=page_line,
+            on_stream=stream_line,
+        )
+    finally:
+        engine.dispose()
+    failed = report.failed
+    total = sum(stream.findings for stream in report.streams)
+    created = sum(stream.created for stream in report.streams)
+    updated = sum(stream.updated for stream in report.streams)
+    print(
+        f"pulled {total} findings ({created} created, {updated} updated) from {len(report.streams)} stream(s)"
+        + (f"; {len(failed)} failed" if failed else ""),
+        file=sys.stderr,
+    )
+    return 1 if failed else 0
+
+
 def _datetime(value: str) -> datetime:
     try:
         return datetime.fromisoformat(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {value!r}") from exc
+
+
+def _aws_region(value: str) -> str:
+    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}", value):
+        raise argparse.ArgumentTypeError(f"not an AWS region name such as eu-west-1: {value!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -265,6 +309,25 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.set_defaults(func=cmd_tokens_revoke)
     listing = tsub.add_parser("list", help="list tokens (never the secrets)")
     listing.set_defaults(func=cmd_tokens_list)
+
+    pull = sub.add_parser("pull", help="pull findings from polled sources")
+    psub = pull.add_subparsers(dest="pull_command", required=True)
+    pull_aws = psub.add_parser(
+        "aws",
+        help="pull Security Hub, GuardDuty and Macie findings updated since the last pull",
+        description="Accounts, regions and services come from TOCSIN_AWS_ROLE_ARNS, TOCSIN_AWS_REGIONS and "
+        "TOCSIN_AWS_PULL_SERVICES; credentials from the standard AWS chain. Exits 1 when any stream failed.",
+    )
+    pull_aws.add_argument(
+        "--service",
+        action="append",
+        choices=["securityhub", "guardduty", "macie"],
+        help="repeatable; default TOCSIN_AWS_PULL_SERVICES",
+    )
+    pull_aws.add_argument(
+        "--region", action="append", type=_aws_region, help="repeatable; default TOCSIN_AWS_REGIONS"
+    )
+    pull_aws.set_defaults(func=cmd_pull_aws)
     return parser
 
 

@@ -17,7 +17,7 @@ from app import __version__
 from app.api import audit, aws, errors, findings, health, ingest, middleware, stats, tokens
 from app.api.schemas import FindingBatch
 from app.db import create_db_engine
-from app.delivery import maintenance
+from app.delivery import maintenance, pull_aws
 from app.settings import Settings, load_settings
 from integrations import registry
 
@@ -44,9 +44,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         upkeep = asyncio.create_task(
             maintenance.run_forever(app.state.engine, settings.maintenance_interval_seconds)
         )
+        scheduled_pull = pull_aws.ScheduledPull.start(app.state.engine, settings)  # TOCSIN_AWS_PULL_INTERVAL
         try:
             yield
         finally:
+            if scheduled_pull is not None:
+                await scheduled_pull.stop()
             upkeep.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await upkeep

@@ -19,6 +19,9 @@ DEFAULT_SQLITE_PATH = Path("var") / "tocsin.db"
 MIN_BOOTSTRAP_TOKEN_LENGTH = 24
 SNS_HOST_PATTERN = r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")
+AWS_PULL_SERVICES = ("securityhub", "guardduty", "macie")
+_AWS_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")
 _TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9*-]+:[0-9]{12}:[A-Za-z0-9_.*-]{1,256}$")
 
 
@@ -177,6 +180,38 @@ class Settings(BaseSettings):
     sns_http_timeout_seconds: float = Field(
         5.0, gt=0, le=30, description="Timeout for fetching a signing certificate or a SubscribeURL."
     )
+    aws_regions: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Regions `tocsin pull aws` reads (comma separated); empty: the AWS SDK's default region.",
+    )
+    aws_role_arns: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="IAM roles assumed to pull from other accounts (comma separated); empty: the credentials "
+        "of the standard AWS chain, in their own account.",
+    )
+    aws_role_session_name: str = Field(
+        "tocsin-pull",
+        pattern=r"^[\w+=,.@-]{2,64}$",
+        description="Session name of assumed roles (CloudTrail).",
+    )
+    aws_pull_services: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(AWS_PULL_SERVICES),
+        description="Services pulled (comma separated): securityhub, guardduty, macie.",
+    )
+    aws_pull_interval: float | None = Field(
+        None,
+        ge=10,
+        le=7 * 24 * 3600,
+        description="Seconds between scheduled AWS pulls run by `tocsin serve`; unset: no scheduled pull.",
+    )
+    aws_max_retries: int = Field(
+        10, ge=0, le=20, description="Retries of an AWS call after the first attempt (boto3 adaptive mode)."
+    )
+    aws_endpoint_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/]+(/\S*)?$",
+        description="Send every AWS call to this URL instead of AWS (tests, LocalStack); never in production.",
+    )
 
     @field_validator("eventbridge_api_key_header")
     @classmethod
@@ -205,6 +240,40 @@ class Settings(BaseSettings):
                     "is allowed in the region and name only: any AWS account can create a topic)"
                 )
         return value
+
+    @field_validator("aws_regions", "aws_role_arns", "aws_pull_services", mode="before")
+    @classmethod
+    def _split_aws_lists(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("aws_regions")
+    @classmethod
+    def _aws_regions(cls, value: list[str]) -> list[str]:
+        for region in value:
+            if not _AWS_REGION.match(region):
+                raise ValueError(f"{region!r} is not an AWS region name such as eu-west-1")
+        return list(dict.fromkeys(value))
+
+    @field_validator("aws_role_arns")
+    @classmethod
+    def _aws_role_arns(cls, value: list[str]) -> list[str]:
+        for arn in value:
+            if not _ROLE_ARN.match(arn):
+                raise ValueError(
+                    f"{arn!r} is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)"
+                )
+        return list(dict.fromkeys(value))
+
+    @field_validator("aws_pull_services")
+    @classmethod
+    def _aws_services(cls, value: list[str]) -> list[str]:
+        wanted = [service.lower() for service in value]
+        unknown = [service for service in wanted if service not in AWS_PULL_SERVICES]
+        if unknown or not wanted:
+            raise ValueError(f"must name some of {', '.join(AWS_PULL_SERVICES)} (got {', '.join(value)!r})")
+        return list(dict.fromkeys(wanted))
 
     @field_validator("sns_cert_host_pattern")
     @classmethod

@@ -1,7 +1,16 @@
 """SQLModel tables. Importing this package registers every table on ``SQLModel.metadata``."""
 
 from app.models.audit import AuditRecord
+from app.models.cursors import SourceCursor
 from app.models.findings import FINDINGS_TAGS_GIN, Finding, FindingAlias, FindingEvent
 from app.models.tokens import ApiToken
 
-__all__ = ["FINDINGS_TAGS_GIN", "ApiToken", "AuditRecord", "Finding", "FindingAlias", "FindingEvent"]
+__all__ = [
+    "FINDINGS_TAGS_GIN",
+    "ApiToken",
+    "AuditRecord",
+    "Finding",
+    "FindingAlias",
+    "FindingEvent",
+    "SourceCursor",
+]
