@@ -20,7 +20,22 @@ from collections.abc import Callable
 from typing import Any
 
 from app.contracts import SourceParser
-from integrations.sources import asff, grype, guardduty, macie, native, nuclei, ocsf, prowler, trivy, zap
+from integrations.sources import (
+    asff,
+    checkov,
+    gitleaks,
+    grype,
+    guardduty,
+    macie,
+    native,
+    nuclei,
+    ocsf,
+    prowler,
+    sarif,
+    trivy,
+    trufflehog,
+    zap,
+)
 
 PARSERS: tuple[SourceParser, ...] = (
     trivy,
@@ -32,6 +47,10 @@ PARSERS: tuple[SourceParser, ...] = (
     macie,
     asff,
     ocsf,
+    sarif,
+    checkov,
+    gitleaks,
+    trufflehog,
     native,
 )
 """Every supported input format, in the order ``detect`` tries them (most specific first)."""

@@ -29,6 +29,10 @@ def test_parser_names() -> None:
         "macie",
         "asff",
         "ocsf",
+        "sarif",
+        "checkov",
+        "gitleaks",
+        "trufflehog",
         "native",
     ]
 
@@ -45,7 +49,7 @@ def test_unknown_format_lists_the_supported_names() -> None:
     assert isinstance(error.value, UnknownFormatError)
     assert str(error.value) == (
         "unknown format 'burp'; supported formats: trivy, grype, prowler, zap, nuclei, guardduty, macie, asff, "
-        "ocsf, native"
+        "ocsf, sarif, checkov, gitleaks, trufflehog, native"
     )
     assert error.value.supported == [
         "trivy",
@@ -57,6 +61,10 @@ def test_unknown_format_lists_the_supported_names() -> None:
         "macie",
         "asff",
         "ocsf",
+        "sarif",
+        "checkov",
+        "gitleaks",
+        "trufflehog",
         "native",
     ]
 
@@ -69,6 +77,10 @@ def test_unknown_format_lists_the_supported_names() -> None:
         (kubernetes_report(), "trivy"),
         ({"findings": [{"source": "x", "type": "t", "title": "t", "severity": 5}]}, "native"),
         ({"findings": []}, "native"),
+        ({"version": "2.1.0", "runs": []}, "sarif"),
+        ({"check_type": "terraform", "results": {"failed_checks": []}}, "checkov"),
+        ([{"RuleID": "aws-access-token", "File": "a.env", "Secret": "x"}], "gitleaks"),
+        ([{"SourceMetadata": {"Data": {}}, "DetectorName": "AWS", "Raw": "x"}], "trufflehog"),
         ({"runs": []}, None),
         ([], None),
         (None, None),
