@@ -38,13 +38,13 @@ PHASES = ("ceiling", "ingest", "growth", "query")
 def _environment(cfg: BenchConfig) -> dict[str, Any]:
     def git(*args: str) -> str:
         out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
-        return out.stdout.strip()
+        return out.stdout.rstrip("\n")
 
     with pg_connect(cfg.admin_url) as conn:
         row = conn.execute("SHOW server_version").fetchone()
     dirty = [line[3:] for line in git("status", "--porcelain", "--", "app", "alembic").splitlines()]
     return {
-        "commit": git("rev-parse", "--short", "HEAD"),
+        "commit": git("rev-parse", "--short", "HEAD").strip(),
         "uncommitted_app_files": dirty,
         "cores": os.cpu_count(),
         "python": platform.python_version(),
