@@ -33,6 +33,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
+
 from app.contracts import SEVERITY_LABEL_SCORE, Severity
 
 DEFAULT_SALT = "tocsin/secret-identity/v1"
@@ -82,7 +84,7 @@ class Redactor:
     secrets are long enough to contain, and only the secrets starting with one of them are tested.
     """
 
-    __slots__ = ("_gram", "_index", "_secrets")
+    __slots__ = ("_gram", "_index", "_json_forms", "_secrets")
 
     _INDEX_FROM = 16
     _MAX_GRAM = 8
@@ -95,6 +97,7 @@ class Redactor:
         self._gram = min((len(s) for s in unique), default=0)
         self._gram = min(self._gram, self._MAX_GRAM)
         self._index: dict[str, list[str]] | None = None
+        self._json_forms = [(s, orjson.dumps(s).decode("utf-8")[1:-1]) for s in self._secrets]
         if len(self._secrets) > self._INDEX_FROM:
             self._index = {}
             for secret in self._secrets:
@@ -134,20 +137,34 @@ class Redactor:
     def value(self, obj: Any) -> Any:
         """A redacted copy of a JSON-like object (dicts, lists, tuples, strings; other scalars as they are).
 
-        With no secret to mask the object itself is returned, not a copy (reports without secrets pay
-        nothing)."""
+        When no secret occurs in it the object itself is returned, not a copy: with few secrets, one search
+        of its JSON text decides, so the findings of a report that quote none of its secrets cost a dump,
+        not a walk."""
         if not self._secrets:
             return obj
+        if self._index is None and not self._in_json_of(obj):
+            return obj
+        return self._copy(obj)
+
+    def _copy(self, obj: Any) -> Any:
         if isinstance(obj, str):
             return self.text(obj)
         if isinstance(obj, dict):
             return {
-                (self.text(key) if isinstance(key, str) else key): self.value(item)
+                (self.text(key) if isinstance(key, str) else key): self._copy(item)
                 for key, item in obj.items()
             }
         if isinstance(obj, list | tuple):
-            return [self.value(item) for item in obj]
+            return [self._copy(item) for item in obj]
         return obj
+
+    def _in_json_of(self, obj: Any) -> bool:
+        """Whether a secret (or its JSON-escaped form) occurs in the JSON text of ``obj``; True if unsure."""
+        try:
+            blob = orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS, default=str).decode("utf-8")
+        except (TypeError, orjson.JSONEncodeError, UnicodeDecodeError):
+            return True
+        return any(form in blob for forms in self._json_forms for form in forms)
 
     def leaks(self, obj: Any) -> bool:
         """Whether any secret occurs in a string (or dict key) of ``obj``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -83,7 +84,7 @@ def read_result(run: Run, result: dict[str, Any], order: int) -> Entry:
     rule_properties = get_dict(rule, "properties")
     tags = _tags(rule_properties.get("tags"), properties.get("tags"))
     rule_name = _rule_name(rule, rule_properties)
-    secret = run.secret_tool or _mentions_secret(rule_id, rule_name, *tags)
+    secret = run.secret_tool or _mentions_secret((rule_id, rule_name, *tags))
 
     secret_value = ""
     secret_values: list[str] = []
@@ -277,7 +278,8 @@ def _rule_name(rule: dict[str, Any], properties: dict[str, Any]) -> str:
     return text(properties.get("name")) or text(rule.get("name")) or text(rule.get("id"))
 
 
-def _mentions_secret(*labels: str) -> bool:
+@functools.lru_cache(maxsize=4096)  # once per rule, not once per result
+def _mentions_secret(labels: tuple[str, ...]) -> bool:
     return any(_SECRET_WORDS.search(label) and not _NOT_SECRET.search(label) for label in labels if label)
 
 
