@@ -29,7 +29,7 @@ from app.settings import load_settings
 from bench import generator
 from bench.common import BenchConfig, progress
 from bench.load import batch_bodies
-from bench.server import recreate_database
+from bench.server import drop_database, recreate_database
 
 # (module, attribute, label): wrapped in order; a stage's time excludes the stages nested in it.
 STAGES: list[tuple[Any, str, str]] = [
@@ -156,7 +156,11 @@ def main() -> int:
     cfg = BenchConfig.from_env()
     recreate_database(cfg.admin_url, cfg.bench_url)
     progress(f"stages on PostgreSQL: {args.batches} batches of 500, one at a time")
-    print(render("PostgreSQL", run(cfg.bench_url, args.batches)))
+    try:
+        print(render("PostgreSQL", run(cfg.bench_url, args.batches)))
+    finally:
+        if not cfg.keep_database:
+            drop_database(cfg.admin_url, cfg.bench_url)
     if args.sqlite:
         with tempfile.TemporaryDirectory(prefix="tocsin-stages-") as scratch:
             progress("stages on SQLite")
