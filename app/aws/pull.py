@@ -182,7 +182,7 @@ def _assumed_session(sts: Any, role_arn: str, settings: Settings) -> boto3.Sessi
         metadata=fetch(), refresh_using=fetch, method="sts-assume-role"
     )
     botocore_session = get_session()
-    botocore_session._credentials = refreshable  # the documented way boto3 itself wires assumed roles
+    botocore_session._credentials = refreshable  # no public setter for refreshable credentials in botocore
     return boto3.Session(botocore_session=botocore_session)
 
 
