@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, Table
+from sqlalchemy import Column, ColumnElement, Select, Table, any_, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -40,3 +40,23 @@ def chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
 
 def unique(items: Iterable[T]) -> list[T]:
     return list(dict.fromkeys(items))
+
+
+def is_in(session: Session, column: Column[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+    """``column IN values``. On PostgreSQL ``= ANY(:array)``: one parameter, so the statement text is the
+    same for every batch and is prepared once, instead of being re-rendered and re-parsed with a
+    thousand placeholders."""
+    if dialect_name(session) == "postgresql":
+        array = bindparam(f"{column.name}_set", list(values), type_=postgresql.ARRAY(column.type))
+        return column == any_(array)
+    return column.in_(values)
+
+
+def in_chunks(session: Session, items: Sequence[T]) -> Iterator[Sequence[T]]:
+    """The whole list at once on PostgreSQL (one array parameter); SQLite needs its parameter limit."""
+    if not items:
+        return
+    if dialect_name(session) == "postgresql":
+        yield items
+    else:
+        yield from chunks(items)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Finding, FindingAlias, FindingEvent
 from app.repositories.bulk import bulk_insert, bulk_update
-from app.repositories.dialect import chunks, lock_rows, unique
+from app.repositories.dialect import in_chunks, is_in, lock_rows, unique
 
 findings_t = Finding.__table__  # type: ignore[attr-defined]
 aliases_t = FindingAlias.__table__  # type: ignore[attr-defined]
@@ -57,9 +57,11 @@ def alias_targets(session: Session, alias_hashes: Sequence[str]) -> dict[str, st
     """alias hash -> finding id, for the hashes that are known."""
     found: dict[str, str] = {}
     conn = session.connection()
-    for part in chunks(unique(alias_hashes)):
+    for part in in_chunks(session, unique(alias_hashes)):
         rows = conn.execute(
-            select(aliases_t.c.alias_hash, aliases_t.c.finding_id).where(aliases_t.c.alias_hash.in_(part))
+            select(aliases_t.c.alias_hash, aliases_t.c.finding_id).where(
+                is_in(session, aliases_t.c.alias_hash, part)
+            )
         )
         found.update({row[0]: row[1] for row in rows})
     return found
@@ -68,19 +70,19 @@ def alias_targets(session: Session, alias_hashes: Sequence[str]) -> dict[str, st
 def lock_states(session: Session, ids: Sequence[str], fingerprints: Sequence[str]) -> list[FindingState]:
     """Load and lock (PostgreSQL: FOR UPDATE, in id order to limit deadlocks) the given findings.
 
-    One statement for a normal batch; very large batches are split to respect SQLite's parameter limit.
+    One statement per batch; SQLite splits very large batches to respect its parameter limit.
     """
     conn = session.connection()
     keys = [("id", value) for value in unique(ids)] + [("fp", value) for value in unique(fingerprints)]
     states: dict[str, FindingState] = {}
-    for part in chunks(keys):
+    for part in in_chunks(session, keys):
         part_ids = [value for kind, value in part if kind == "id"]
         part_fps = [value for kind, value in part if kind == "fp"]
         conditions = []
         if part_ids:
-            conditions.append(findings_t.c.id.in_(part_ids))
+            conditions.append(is_in(session, findings_t.c.id, part_ids))
         if part_fps:
-            conditions.append(findings_t.c.fingerprint.in_(part_fps))
+            conditions.append(is_in(session, findings_t.c.fingerprint, part_fps))
         stmt = lock_rows(session, select(*_STATE_COLUMNS).where(or_(*conditions)).order_by(findings_t.c.id))
         for row in conn.execute(stmt):
             states[row[0]] = FindingState(*row)
