@@ -41,6 +41,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         # Objects alive after start-up (modules, schemas, routes) never need collecting: keep them out
         # of every GC pass on the hot path.
         gc.freeze()
+        # A 500-finding batch allocates a few hundred thousand short-lived objects, almost none of them
+        # cyclic: collecting the youngest generation every 700 allocations cost ~40% of the Python time
+        # of ingest (measured per stage). Collect less often; reference counting frees the rest.
+        gc.set_threshold(50_000, 20, 100)
         upkeep = asyncio.create_task(
             maintenance.run_forever(app.state.engine, settings.maintenance_interval_seconds)
         )

@@ -99,6 +99,7 @@ class ScoreBreakdown(BaseModel):
     severity: float
     severity_label: str
     factors: list[ScoreFactor]
+    raw: float | None = Field(None, description="severity times every factor, before the top is compressed")
     score: float
     formula: str
 

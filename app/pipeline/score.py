@@ -88,27 +88,64 @@ def compress(raw: float) -> float:
     return KNEE + span * (1.0 - math.exp(-(raw - KNEE) / span))
 
 
+FACTOR_NAMES = ("exposure", "environment", "data_sensitivity", "confidence", "recurrence")
+FORMULA = (
+    f"raw = severity x {' x '.join(FACTOR_NAMES)}; score = raw below {KNEE:g}, "
+    f"else {KNEE:g} + {100 - KNEE:g} x (1 - e^-((raw - {KNEE:g}) / {100 - KNEE:g}))"
+)
+_CACHE_LIMIT = 50_000
+
+# Context factors depend on a handful of inputs that repeat across a batch (same tags, exposure,
+# confidence): computed once per distinct combination, per weights object.
+_context_cache: dict[int, tuple[ScoringWeights, dict[tuple[Any, ...], list[dict[str, Any]]]]] = {}
+
+
+def _context_factors(finding: NormalizedFinding, weights: ScoringWeights) -> list[dict[str, Any]]:
+    key = (
+        finding.resource.public,
+        tuple(finding.resource.tags.items()),
+        finding.data_sensitivity,
+        finding.confidence,
+    )
+    entry = _context_cache.get(id(weights))
+    if entry is None or entry[0] is not weights:
+        entry = _context_cache[id(weights)] = (weights, {})
+    cache = entry[1]
+    factors = cache.get(key)
+    if factors is None:
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        factors = cache[key] = [
+            {"name": f.name, "value": f.value, "reason": f.reason}
+            for f in (
+                exposure_factor(finding, weights),
+                environment_factor(finding, weights),
+                sensitivity_factor(finding, weights),
+                confidence_factor(finding, weights),
+            )
+        ]
+    return factors
+
+
 def score_finding(
     finding: NormalizedFinding, occurrences: int, weights: ScoringWeights
 ) -> tuple[float, dict[str, Any]]:
-    """The score and its breakdown ``{"severity", "factors": [{name, value, reason}], "score"}``."""
+    """The score and its breakdown ``{"severity", "factors": [{name, value, reason}], "raw", "score"}``."""
+    recurrence = recurrence_factor(occurrences, weights)
     factors = [
-        exposure_factor(finding, weights),
-        environment_factor(finding, weights),
-        sensitivity_factor(finding, weights),
-        confidence_factor(finding, weights),
-        recurrence_factor(occurrences, weights),
+        *_context_factors(finding, weights),
+        {"name": recurrence.name, "value": recurrence.value, "reason": recurrence.reason},
     ]
     product = finding.severity
     for factor in factors:
-        product *= factor.value
+        product *= factor["value"]
     score = round(compress(product), 2)
     breakdown = {
         "severity": finding.severity,
         "severity_label": finding.severity_label.value,
-        "factors": [{"name": f.name, "value": f.value, "reason": f.reason} for f in factors],
+        "factors": factors,
+        "raw": round(product, 2),
         "score": score,
-        "formula": f"raw = severity x {' x '.join(f.name for f in factors)} = {round(product, 2)}; "
-        f"score = raw below {KNEE:g}, else {KNEE:g} + {100 - KNEE:g} x (1 - e^-((raw - {KNEE:g}) / {100 - KNEE:g}))",
+        "formula": FORMULA,
     }
     return score, breakdown
