@@ -14,6 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 from app.contracts import NormalizedFinding
 
 _ADAPTER: TypeAdapter[NormalizedFinding] = TypeAdapter(NormalizedFinding)
+_LIST_ADAPTER: TypeAdapter[list[NormalizedFinding]] = TypeAdapter(list[NormalizedFinding])
 
 
 @dataclass(slots=True)
@@ -51,6 +52,16 @@ def field_errors(exc: ValidationError) -> list[FieldError]:
 
 def validate_items(items: list[Any]) -> tuple[list[ValidItem], list[ItemError]]:
     """Validate each posted item; the original item is kept as ``raw`` unless it carries its own."""
+    try:
+        # The common case, a batch without errors, validates in one call (about twice as fast).
+        findings = _LIST_ADAPTER.validate_python(items)
+    except ValidationError:
+        pass
+    else:
+        return [
+            ValidItem(index, finding, finding.raw if finding.raw is not None else item)
+            for index, (finding, item) in enumerate(zip(findings, items, strict=True))
+        ], []
     valid: list[ValidItem] = []
     failed: list[ItemError] = []
     for index, item in enumerate(items):
