@@ -57,3 +57,29 @@ def test_guardduty_direct_and_through_security_hub_is_one_finding(client: Any, h
     assert any(alias.startswith("asff:arn:aws:securityhub:") for alias in found["aliases"])
     # GuardDuty's own count, once: the relay does not add to it.
     assert found["occurrences"] == detail["service"]["count"]
+
+
+MACIE = AWS / "macie" / "aws-samples_macie-reveal_json.json"
+
+
+def macie_hub_finding(direct: dict[str, Any]) -> dict[str, Any]:
+    """Security Hub's copy of the same Macie finding: its Id is the macie2 finding ARN."""
+    from tests.integrations.test_asff import macie_asff
+
+    region, account = direct["region"], direct["accountId"]
+    copy = macie_asff(f"arn:aws:macie2:{region}:{account}:finding/{direct['id']}")
+    copy.update({"AwsAccountId": account, "Region": region})
+    copy["ProductArn"] = f"arn:aws:securityhub:{region}::product/aws/macie"
+    return {"Findings": [copy]}
+
+
+def test_macie_direct_and_through_security_hub_is_one_finding(client: Any) -> None:
+    direct = json.loads(MACIE.read_text())
+    first = client.post("/v1/ingest/macie", json=direct).json()
+    second = client.post("/v1/ingest/securityhub", json=macie_hub_finding(direct)).json()
+    assert (first["created"], second["created"]) == (1, 0)
+    assert second["results"][0]["id"] == first["results"][0]["id"]
+    found = client.get(f"/v1/findings/{first['results'][0]['id']}").json()
+    assert found["source"] == "macie"
+    assert any(alias.startswith("asff:") for alias in found["aliases"])
+    assert found["occurrences"] == direct["count"]
