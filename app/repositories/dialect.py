@@ -29,7 +29,9 @@ def insert_for(session: Session, table: Table) -> Any:
 def lock_rows(session: Session, stmt: Select[Any]) -> Select[Any]:
     """FOR UPDATE on PostgreSQL; SQLite already serialises writers with BEGIN IMMEDIATE."""
     if dialect_name(session) == "postgresql":
-        return stmt.with_for_update()
+        # NO KEY UPDATE: serialises writers of the row but not the foreign-key checks (KEY SHARE) of
+        # concurrent batches inserting events for it.
+        return stmt.with_for_update(key_share=True)  # renders FOR NO KEY UPDATE
     return stmt
 
 
