@@ -51,41 +51,23 @@ from typing import Any
 from app.contracts import NormalizedFinding
 from integrations.sources.asff._finding import read_finding
 from integrations.sources.asff.fields import text
+from integrations.sources.findings_list import LIST_KEYS, first_finding_matches, read_each
 
 name = "asff"
 
 ASFF_EVENTS = ("Security Hub Findings - Imported", "Security Hub Findings - Custom Action")
 OCSF_EVENTS = ("Findings Imported V2",)
-_LIST_KEYS = ("Findings", "findings")
 
 
 def detect(document: Any) -> bool:
     """An ASFF finding, a list or ``{"Findings": [...]}`` of them, or a Security Hub ASFF event."""
-    if isinstance(document, list):
-        return bool(document) and _looks_like_finding(document[0])
-    if not isinstance(document, dict):
-        return False
-    if "detail-type" in document or "detail" in document:
-        detail = document.get("detail")
-        findings = detail.get("findings") if isinstance(detail, dict) else None
-        return isinstance(findings, list) and bool(findings) and _looks_like_finding(findings[0])
-    for key in _LIST_KEYS:
-        items = document.get(key)
-        if isinstance(items, list):
-            return bool(items) and _looks_like_finding(items[0])
-    return _looks_like_finding(document)
+    return first_finding_matches(document, _looks_like_finding)
 
 
 def parse(document: Any) -> list[NormalizedFinding]:
     """Every finding of the document, in order. Raises ValueError (safe to show) naming the JSON path."""
     items, path = _findings(document)
-    findings: list[NormalizedFinding] = []
-    for index, item in enumerate(items):
-        item_path = f"{path}[{index}]" if path else "$"
-        if not isinstance(item, dict):
-            raise ValueError(f"not an ASFF finding: {item_path} is a {type(item).__name__}, not an object")
-        findings.append(read_finding(item, item_path))
-    return findings
+    return read_each(items, path, read_finding, "an ASFF")
 
 
 def _looks_like_finding(item: Any) -> bool:
@@ -108,7 +90,7 @@ def _findings(document: Any) -> tuple[list[Any], str]:
         )
     if "detail-type" in document or ("detail" in document and "source" in document):
         return _event_findings(document), "$.detail.findings"
-    for key in _LIST_KEYS:
+    for key in LIST_KEYS:
         if key in document:
             items = document[key]
             if not isinstance(items, list):

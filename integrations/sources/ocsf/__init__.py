@@ -50,41 +50,23 @@ from typing import Any
 from app.contracts import NormalizedFinding
 from integrations.sources.asff import ASFF_EVENTS
 from integrations.sources.asff.fields import text
+from integrations.sources.findings_list import LIST_KEYS, first_finding_matches, read_each
 from integrations.sources.ocsf._finding import FINDING_CLASSES, read_finding
 
 name = "ocsf"
 
 OCSF_EVENTS = ("Findings Imported V2",)
-_LIST_KEYS = ("Findings", "findings")
 
 
 def detect(document: Any) -> bool:
     """OCSF findings: a list or ``{"Findings": [...]}`` of them, one finding, or a V2 EventBridge event."""
-    if isinstance(document, list):
-        return bool(document) and _looks_like_finding(document[0])
-    if not isinstance(document, dict):
-        return False
-    if "detail-type" in document or "detail" in document:
-        detail = document.get("detail")
-        findings = detail.get("findings") if isinstance(detail, dict) else None
-        return isinstance(findings, list) and bool(findings) and _looks_like_finding(findings[0])
-    for key in _LIST_KEYS:
-        items = document.get(key)
-        if isinstance(items, list):
-            return bool(items) and _looks_like_finding(items[0])
-    return _looks_like_finding(document)
+    return first_finding_matches(document, _looks_like_finding)
 
 
 def parse(document: Any) -> list[NormalizedFinding]:
     """Every finding of the document, in order. Raises ValueError (safe to show) naming the JSON path."""
     items, path = _findings(document)
-    findings: list[NormalizedFinding] = []
-    for index, item in enumerate(items):
-        item_path = f"{path}[{index}]" if path else "$"
-        if not isinstance(item, dict):
-            raise ValueError(f"not an OCSF finding: {item_path} is a {type(item).__name__}, not an object")
-        findings.append(read_finding(item, item_path))
-    return findings
+    return read_each(items, path, read_finding, "an OCSF")
 
 
 def _looks_like_finding(item: Any) -> bool:
@@ -118,7 +100,7 @@ def _findings(document: Any) -> tuple[list[Any], str]:
                 "$.detail.findings list; Security Hub sends OCSF in 'Findings Imported V2' events"
             )
         return findings, "$.detail.findings"
-    for key in _LIST_KEYS:
+    for key in LIST_KEYS:
         if key in document:
             items = document[key]
             if not isinstance(items, list):
