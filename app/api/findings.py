@@ -120,6 +120,7 @@ def ingest_response(accepted: int, outcome: ingest.IngestOutcome, failed: list[I
         created=outcome.created,
         updated=outcome.updated,
         unchanged=outcome.unchanged,
+        resolved=outcome.resolved,
         failed=_failed(failed),
         results=[
             ResultItem(index=index, id=fid, outcome=result)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy import Engine
 
 from app.api.deps import EngineDep, IngestCaller, RawBody, SettingsDep
@@ -18,6 +18,7 @@ from app.api.docs import error_responses
 from app.api.findings import decode_batch, ingest_response
 from app.api.schemas import IngestResponse, ReportIngestResponse
 from app.auth import Principal
+from app.clock import new_id
 from app.db import run_transaction
 from app.errors import NotFoundError, ValidationFailed
 from app.pipeline import ingest
@@ -66,15 +67,55 @@ def _parse(format_name: str, document: Any) -> list[ValidItem]:
 
 
 def store_items(
-    items: list[ValidItem], failed: list[ItemError], actor: str, engine: Engine, settings: Settings
+    items: list[ValidItem],
+    failed: list[ItemError],
+    actor: str,
+    engine: Engine,
+    settings: Settings,
+    scan: ingest.Scan | None = None,
 ) -> IngestResponse:
     """Store parsed findings in one transaction and shape the answer (also used by the AWS endpoints)."""
     outcome = run_transaction(
         engine,
-        lambda session: ingest.ingest(session, items, actor, settings.scoring),
+        lambda session: ingest.ingest(session, items, actor, settings.scoring, scan=scan),
         settings.ingest_retry_attempts,
     )
     return ingest_response(len(items), outcome, failed)
+
+
+class ScanParams:
+    """``?scope=...&complete=true``: what the report covers, and whether it is the whole of it."""
+
+    def __init__(
+        self,
+        scope: Annotated[
+            str | None,
+            Query(
+                max_length=256,
+                pattern=r"^\S+$",
+                description="What the scan covered, e.g. `repo:acme/api@main`, `image:registry/app`, "
+                "`aws-account:123456789012`. Findings remember the scope of the last report carrying them.",
+                examples=["image:registry.example.com/shop/api"],
+            ),
+        ] = None,
+        complete: Annotated[
+            bool,
+            Query(
+                description="The report is a complete scan of `scope`: findings this format reported "
+                "earlier for the scope and absent now are resolved (`resolved_by_rescan`). An empty "
+                "complete report resolves them all."
+            ),
+        ] = False,
+    ) -> None:
+        if complete and not scope:
+            raise ValidationFailed("complete=true needs a scope: say what the scan covered", field="complete")
+        self.scope = scope
+        self.complete = complete
+
+    def scan_for(self, format_name: str) -> ingest.Scan | None:
+        if not self.scope:
+            return None
+        return ingest.Scan(scope=f"{format_name}|{self.scope}", id=new_id(), complete=self.complete)
 
 
 def _store(
@@ -84,19 +125,27 @@ def _store(
     caller: Principal,
     engine: Engine,
     settings: Settings,
+    scan: ingest.Scan | None,
 ) -> ReportIngestResponse:
-    stored = store_items(items, failed, caller.name, engine, settings)
+    stored = store_items(items, failed, caller.name, engine, settings, scan)
     return ReportIngestResponse(format=format_name, **stored.model_dump())
 
 
 def _ingest_document(
-    format_name: str, document: Any, body: bytes, caller: Principal, engine: Engine, settings: Settings
+    format_name: str,
+    document: Any,
+    body: bytes,
+    caller: Principal,
+    engine: Engine,
+    settings: Settings,
+    scan: ScanParams | None = None,
 ) -> ReportIngestResponse:
+    report_scan = scan.scan_for(format_name) if scan else None
     if format_name == NATIVE:
         # Same item-by-item validation as POST /v1/findings: valid findings stored, others reported.
         valid, failed = validate_items(decode_batch(body, settings.max_batch_findings))
-        return _store(NATIVE, valid, failed, caller, engine, settings)
-    return _store(format_name, _parse(format_name, document), [], caller, engine, settings)
+        return _store(NATIVE, valid, failed, caller, engine, settings, report_scan)
+    return _store(format_name, _parse(format_name, document), [], caller, engine, settings, report_scan)
 
 
 FORMATS_TEXT = ", ".join(registry.parser_names())
@@ -112,7 +161,11 @@ FORMATS_TEXT = ", ".join(registry.parser_names())
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}},
 )
 def ingest_auto(
-    body: RawBody, caller: IngestCaller, engine: EngineDep, settings: SettingsDep
+    body: RawBody,
+    caller: IngestCaller,
+    engine: EngineDep,
+    settings: SettingsDep,
+    scan: Annotated[ScanParams, Depends()],
 ) -> ReportIngestResponse:
     document = _decode(body)
     format_name = registry.detect(document)
@@ -122,7 +175,7 @@ def ingest_auto(
             "Post it to /v1/ingest/{format} to name the format yourself.",
             field="body",
         )
-    return _ingest_document(format_name, document, body, caller, engine, settings)
+    return _ingest_document(format_name, document, body, caller, engine, settings, scan)
 
 
 @router.post(
@@ -140,9 +193,10 @@ def ingest_format(
     caller: IngestCaller,
     engine: EngineDep,
     settings: SettingsDep,
+    scan: Annotated[ScanParams | None, Depends(ScanParams)] = None,
 ) -> ReportIngestResponse:
     try:
         registry.get_parser(format_name)
     except registry.UnknownFormatError as exc:
         raise NotFoundError(str(exc)) from exc
-    return _ingest_document(format_name.lower(), _decode(body), body, caller, engine, settings)
+    return _ingest_document(format_name.lower(), _decode(body), body, caller, engine, settings, scan)

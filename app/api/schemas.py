@@ -49,6 +49,7 @@ class IngestResponse(BaseModel):
     created: int
     updated: int
     unchanged: int
+    resolved: int = Field(0, description="Findings a complete re-scan (`complete=true`) no longer reported.")
     failed: list[FailedItem]
     results: list[ResultItem]
 

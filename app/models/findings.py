@@ -18,6 +18,7 @@ class Finding(SQLModel, table=True):
         Index("ix_findings_score", "score", "id"),
         Index("ix_findings_last_seen", "last_seen", "id"),
         Index("ix_findings_first_seen", "first_seen", "id"),
+        Index("ix_findings_scan_scope", "scan_scope", "status"),
     )
 
     id: str = Field(sa_column=Column(String(32), primary_key=True))
@@ -46,6 +47,10 @@ class Finding(SQLModel, table=True):
     raw: Any = Field(default=None, sa_column=Column(JSONDocument))
     source_status: str | None = Field(default=None, sa_column=Column(String(16)))
     content_hash: str = Field(sa_column=Column(String(32), nullable=False))
+    # "<format>|<scope>" of the last report that carried it, and that report's scan id: a complete
+    # re-scan of the scope resolves what it no longer reports.
+    scan_scope: str | None = Field(default=None, sa_column=Column(String(320)))
+    last_scan_id: str | None = Field(default=None, sa_column=Column(String(32)))
 
     status: str = Field(sa_column=Column(String(16), nullable=False))
     status_note: str | None = Field(default=None, sa_column=Column(Text))

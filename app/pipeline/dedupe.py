@@ -221,3 +221,25 @@ def content_columns(item: Incoming) -> dict[str, Any]:
         "source_status": f.status.value if f.status else None,
         "content_hash": item.content_hash,
     }
+
+
+def resolve_absent(session: Session, scan_scope: str, scan_id: str, actor: str, now: datetime) -> list[str]:
+    """A complete scan resolves the scope's open findings it did not report (``resolved_by_rescan``);
+    those that come back later regress like any resolved finding."""
+    ids = repo.resolve_absent_from_scan(session, scan_scope, scan_id, now)
+    repo.insert_events(
+        session,
+        [
+            {
+                "finding_id": fid,
+                "kind": "resolved_by_rescan",
+                "actor": actor,
+                "at": now,
+                "from_status": None,
+                "to_status": RESOLVED,
+                "note": "absent from a complete re-scan of its scope",
+            }
+            for fid in ids
+        ],
+    )
+    return ids

@@ -20,11 +20,21 @@ from app.repositories.findings import FindingState
 from app.settings import ScoringWeights
 
 
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """A report that declared its scope; ``complete`` reports resolve what they no longer contain."""
+
+    scope: str  # "<format>|<scope>": tools scanning the same scope do not resolve each other's findings
+    id: str
+    complete: bool
+
+
 @dataclass(slots=True)
 class IngestOutcome:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
+    resolved: int = 0
     results: dict[int, tuple[str, str]] = field(default_factory=dict)  # index -> (finding id, outcome)
 
 
@@ -51,10 +61,31 @@ def to_incoming(items: list[ValidItem]) -> list[Incoming]:
 
 
 def ingest(
-    session: Session, items: list[ValidItem], actor: str, weights: ScoringWeights, now: datetime | None = None
+    session: Session,
+    items: list[ValidItem],
+    actor: str,
+    weights: ScoringWeights,
+    now: datetime | None = None,
+    scan: Scan | None = None,
 ) -> IngestOutcome:
-    """Store a batch of validated findings and return the outcome of each batch index."""
+    """Store a batch of validated findings and return the outcome of each batch index. With a complete
+    ``scan``, the scope's findings this report no longer carries are then resolved (same transaction)."""
     now = now or utcnow()
+    outcome = _store(session, items, actor, weights, now, scan)
+    if scan is not None and scan.complete:
+        resolved = dedupe.resolve_absent(session, scan.scope, scan.id, actor, now)
+        outcome.resolved = len(resolved)
+    return outcome
+
+
+def _store(
+    session: Session,
+    items: list[ValidItem],
+    actor: str,
+    weights: ScoringWeights,
+    now: datetime,
+    scan: Scan | None,
+) -> IngestOutcome:
     outcome = IngestOutcome()
     if not items:
         return outcome
@@ -65,7 +96,7 @@ def ingest(
     aliases: list[dict[str, Any]] = []
     targets: dict[str, tuple[str, str]] = {}  # incoming fingerprint -> (finding id, its fingerprint)
 
-    new_rows = [_new_row(item, weights, now) for item in matched.new]
+    new_rows = [_new_row(item, weights, now, scan) for item in matched.new]
     inserted = dedupe.write_new(session, new_rows)
     lost_race = [item for item in matched.new if item.fingerprint not in inserted]
     for item, row in zip(matched.new, new_rows, strict=True):
@@ -83,7 +114,7 @@ def ingest(
     seen_rows: list[dict[str, Any]] = []
     changed_rows: list[dict[str, Any]] = []
     for item, state in repeats:
-        row, group_outcome, event = _repeat_row(item, state, weights, now)
+        row, group_outcome, event = _repeat_row(item, state, weights, now, scan)
         (changed_rows if group_outcome == "updated" and row.get("content_hash") else seen_rows).append(row)
         targets[item.fingerprint] = (state.id, state.fingerprint)
         events.append(
@@ -118,7 +149,9 @@ def _record(outcome: IngestOutcome, item: Incoming, finding_id: str, group_outco
         setattr(outcome, result, getattr(outcome, result) + 1)
 
 
-def _new_row(item: Incoming, weights: ScoringWeights, now: datetime) -> dict[str, Any]:
+def _new_row(
+    item: Incoming, weights: ScoringWeights, now: datetime, scan: Scan | None = None
+) -> dict[str, Any]:
     start = dedupe.initial_status(item.finding)
     occurrences = dedupe.occurrences_after(None, item)
     value, breakdown = score.score_finding(item.finding, occurrences, weights)
@@ -142,11 +175,13 @@ def _new_row(item: Incoming, weights: ScoringWeights, now: datetime) -> dict[str
         "observed_at": item.finding.observed_at,
         "created_at": now,
         "updated_at": now,
+        "scan_scope": scan.scope if scan else None,
+        "last_scan_id": scan.id if scan else None,
     }
 
 
 def _repeat_row(
-    item: Incoming, state: FindingState, weights: ScoringWeights, now: datetime
+    item: Incoming, state: FindingState, weights: ScoringWeights, now: datetime, scan: Scan | None = None
 ) -> tuple[dict[str, Any], str, dedupe.Transition]:
     step = dedupe.transition_on_report(state.status, state.suppressed_until, item.finding.status, now)
     occurrences = dedupe.occurrences_after(state.occurrences, item)
@@ -163,6 +198,8 @@ def _repeat_row(
         "last_seen": dedupe.next_last_seen(state.last_seen, now),
         "observed_at": item.finding.observed_at,
         "updated_at": now,
+        "scan_scope": scan.scope if scan else state.scan_scope,
+        "last_scan_id": scan.id if scan else state.last_scan_id,
     }
     if changed:
         row.update(dedupe.content_columns(item))

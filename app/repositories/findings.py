@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from app.models import Finding, FindingAlias, FindingEvent
@@ -37,6 +37,8 @@ class FindingState:
     first_seen: datetime
     last_seen: datetime
     score: float
+    scan_scope: str | None
+    last_scan_id: str | None
 
 
 _STATE_COLUMNS = (
@@ -50,6 +52,8 @@ _STATE_COLUMNS = (
     findings_t.c.first_seen,
     findings_t.c.last_seen,
     findings_t.c.score,
+    findings_t.c.scan_scope,
+    findings_t.c.last_scan_id,
 )
 
 
@@ -112,6 +116,8 @@ _TOUCH_COLUMNS = (
     "last_seen",
     "observed_at",
     "updated_at",
+    "scan_scope",
+    "last_scan_id",
 )
 _CONTENT_COLUMNS = (
     "title",
@@ -160,3 +166,18 @@ def insert_aliases(session: Session, rows: list[dict[str, Any]]) -> None:
     """Record aliases; a key already owned by a finding keeps its owner."""
     ordered = sorted(rows, key=lambda row: row["alias_hash"])
     bulk_insert(session, aliases_t, ordered, skip_conflicts_on=["alias_hash"])
+
+
+def resolve_absent_from_scan(session: Session, scan_scope: str, scan_id: str, now: datetime) -> list[str]:
+    """Resolve the scope's open findings that the complete scan ``scan_id`` did not report; their ids."""
+    stmt = (
+        update(findings_t)
+        .where(
+            findings_t.c.scan_scope == scan_scope,
+            findings_t.c.status.in_(("open", "acknowledged")),
+            or_(findings_t.c.last_scan_id.is_(None), findings_t.c.last_scan_id != scan_id),
+        )
+        .values(status="resolved", status_note="absent from a complete re-scan", updated_at=now)
+        .returning(findings_t.c.id, findings_t.c.status)
+    )
+    return [row[0] for row in session.execute(stmt)]

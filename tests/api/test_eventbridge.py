@@ -55,7 +55,7 @@ def test_sample_event_is_stored_through_its_parser(client: Any, name: str, findi
     resp = client.post(URL, json=event(name))
     assert resp.status_code == 200, resp.text
     body = resp.json()
-    assert set(body) == {"accepted", "created", "updated", "unchanged", "failed", "results"}
+    assert set(body) == {"accepted", "created", "updated", "unchanged", "resolved", "failed", "results"}
     assert (body["accepted"], body["created"], body["failed"]) == (findings, findings, [])
     assert [item["index"] for item in body["results"]] == list(range(findings))
     again = client.post(URL, json=event(name)).json()

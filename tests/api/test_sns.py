@@ -142,7 +142,7 @@ def test_signed_notification_is_stored(
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert (body["accepted"], body["created"], body["failed"]) == (1, 1, [])
-    assert set(body) == {"accepted", "created", "updated", "unchanged", "failed", "results"}
+    assert set(body) == {"accepted", "created", "updated", "unchanged", "resolved", "failed", "results"}
     finding = sns.get(f"/v1/findings/{body['results'][0]['id']}", headers=ADMIN).json()
     assert finding["source"] == "guardduty"
     assert finding["events"][-1]["actor"] == f"sns:{TOPIC}"

@@ -1,0 +1,81 @@
+"""Scan scopes: a complete re-scan resolves what it no longer reports; findings that return regress."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.integrations._trivy_docs import os_result, report, vuln
+
+
+def trivy(*cves: str) -> dict[str, Any]:
+    return report(os_result(*[vuln(VulnerabilityID=cve, PkgName=f"pkg-{cve}") for cve in cves]))
+
+
+def scan(client: Any, document: dict[str, Any], **params: Any) -> dict[str, Any]:
+    resp = client.post("/v1/ingest/trivy", json=document, params=params)
+    assert resp.status_code == 200, resp.text
+    body: dict[str, Any] = resp.json()
+    return body
+
+
+def statuses(client: Any) -> dict[str, str]:
+    items = client.get("/v1/findings", params={"limit": 500}).json()["items"]
+    return {item["type"]: item["status"] for item in items}
+
+
+SCOPE = {"scope": "image:registry.example.com/shop/api", "complete": "true"}
+
+
+def test_complete_rescan_resolves_what_is_gone_and_regresses_what_returns(client: Any) -> None:
+    scan(client, trivy("CVE-1", "CVE-2", "CVE-3"), **SCOPE)
+    second = scan(client, trivy("CVE-1", "CVE-2"), **SCOPE)
+    assert second["resolved"] == 1
+    assert statuses(client) == {"CVE-1": "open", "CVE-2": "open", "CVE-3": "resolved"}
+    gone = next(i for i in client.get("/v1/findings").json()["items"] if i["type"] == "CVE-3")
+    assert client.get(f"/v1/findings/{gone['id']}").json()["events"][0]["kind"] == "resolved_by_rescan"
+    third = scan(client, trivy("CVE-1", "CVE-2", "CVE-3"), **SCOPE)
+    assert third["resolved"] == 0
+    assert statuses(client)["CVE-3"] == "open"
+    assert client.get(f"/v1/findings/{gone['id']}").json()["events"][0]["kind"] == "regressed"
+
+
+def test_partial_report_never_resolves(client: Any) -> None:
+    scan(client, trivy("CVE-1", "CVE-2"), scope=SCOPE["scope"])
+    body = scan(client, trivy("CVE-1"), scope=SCOPE["scope"])  # complete defaults to false
+    assert body["resolved"] == 0
+    assert statuses(client) == {"CVE-1": "open", "CVE-2": "open"}
+
+
+def test_empty_complete_report_resolves_the_whole_scope(client: Any) -> None:
+    scan(client, trivy("CVE-1", "CVE-2"), **SCOPE)
+    body = scan(client, report(), **SCOPE)
+    assert (body["accepted"], body["resolved"]) == (0, 2)
+    assert set(statuses(client).values()) == {"resolved"}
+
+
+def test_other_scopes_are_left_alone(client: Any) -> None:
+    scan(client, trivy("CVE-1"), **SCOPE)
+    other = report(
+        os_result(
+            vuln(VulnerabilityID="CVE-9", PkgName="x"), target="registry.example.com/shop/web:2 (debian 12.5)"
+        ),
+        ArtifactName="registry.example.com/shop/web:2",
+    )
+    scan(client, other, scope="image:registry.example.com/shop/web", complete="true")
+    scan(client, report(), scope="image:registry.example.com/shop/web", complete="true")
+    assert statuses(client) == {"CVE-1": "open", "CVE-9": "resolved"}
+
+
+def test_triaged_findings_are_not_reopened_or_resolved_by_a_rescan(client: Any) -> None:
+    first = scan(client, trivy("CVE-1", "CVE-2"), **SCOPE)
+    fp = first["results"][1]["id"]
+    client.patch(f"/v1/findings/{fp}", json={"status": "false_positive", "note": "not reachable"})
+    scan(client, trivy("CVE-1"), **SCOPE)
+    assert client.get(f"/v1/findings/{fp}").json()["status"] == "false_positive"
+
+
+def test_complete_needs_a_scope(client: Any) -> None:
+    resp = client.post("/v1/ingest/trivy", json=trivy("CVE-1"), params={"complete": "true"})
+    assert resp.status_code == 422
+    assert resp.json()["errors"][0]["field"] == "complete"
+    assert client.get("/v1/stats").json()["total"] == 0
