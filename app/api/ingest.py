@@ -98,6 +98,15 @@ class ScanParams:
                 examples=["image:registry.example.com/shop/api"],
             ),
         ] = None,
+        scan: Annotated[
+            str | None,
+            Query(
+                pattern=r"^[A-Za-z0-9_-]{1,32}$",
+                description="Your id for a scan sent in several requests: every part carries it, and the "
+                "last one says `complete=true`; what none of the parts reported is resolved.",
+                examples=["ci-run-4711"],
+            ),
+        ] = None,
         complete: Annotated[
             bool,
             Query(
@@ -109,13 +118,18 @@ class ScanParams:
     ) -> None:
         if complete and not scope:
             raise ValidationFailed("complete=true needs a scope: say what the scan covered", field="complete")
+        if scan and not scope:
+            raise ValidationFailed("scan needs a scope: say what the scan covered", field="scan")
         self.scope = scope
+        self.scan = scan
         self.complete = complete
 
     def scan_for(self, format_name: str) -> ingest.Scan | None:
         if not self.scope:
             return None
-        return ingest.Scan(scope=f"{format_name}|{self.scope}", id=new_id(), complete=self.complete)
+        return ingest.Scan(
+            scope=f"{format_name}|{self.scope}", id=self.scan or new_id(), complete=self.complete
+        )
 
 
 def _store(

@@ -79,3 +79,14 @@ def test_complete_needs_a_scope(client: Any) -> None:
     assert resp.status_code == 422
     assert resp.json()["errors"][0]["field"] == "complete"
     assert client.get("/v1/stats").json()["total"] == 0
+
+
+def test_a_scan_sent_in_parts_resolves_only_what_no_part_reported(client: Any) -> None:
+    scan(client, trivy("CVE-1", "CVE-2", "CVE-3"), **SCOPE)
+    parts = {"scope": SCOPE["scope"], "scan": "ci-run-42"}
+    scan(client, trivy("CVE-1"), **parts)
+    last = scan(client, trivy("CVE-2"), **parts, complete="true")
+    assert last["resolved"] == 1
+    assert statuses(client) == {"CVE-1": "open", "CVE-2": "open", "CVE-3": "resolved"}
+    bad = client.post("/v1/ingest/trivy", json=trivy("CVE-1"), params={"scan": "x"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "scan"
