@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import signal
 import socket
 import sys
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 from app.settings import Settings, SettingsError, load_settings
 
@@ -274,6 +276,62 @@ def _aws_region(value: str) -> str:
     return value
 
 
+def cmd_ingest(args: argparse.Namespace) -> int:
+    import httpx
+
+    from app import ingest_client as client_mod
+
+    token = os.environ.get("TOCSIN_TOKEN")
+    if not token:
+        print("tocsin ingest: set TOCSIN_TOKEN to a token with the ingest scope", file=sys.stderr)
+        return 2
+    url = args.url or os.environ.get("TOCSIN_URL") or "http://127.0.0.1:8000"
+    if args.complete and not args.scope:
+        print("tocsin ingest: --complete needs --scope (what the scan covered)", file=sys.stderr)
+        return 2
+    try:
+        data = sys.stdin.buffer.read() if args.report == "-" else Path(args.report).read_bytes()
+    except OSError as exc:
+        print(f"tocsin ingest: cannot read {args.report}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
+        format_name, findings = client_mod.parse(client_mod.decode(data), args.format)
+        client_mod.progress_to_stderr(f"{args.report}: {format_name}, {len(findings)} findings")
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=300) as http:
+            totals = client_mod.send(
+                http,
+                data,
+                format_name,
+                findings,
+                scope=args.scope,
+                complete=args.complete,
+                batch_size=args.batch_size,
+                max_request_bytes=args.max_request_bytes,
+                progress=client_mod.progress_to_stderr,
+            )
+    except client_mod.IngestError as exc:
+        print(f"tocsin ingest: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(
+        f"accepted {totals.accepted}, created {totals.created}, updated {totals.updated}, "
+        f"unchanged {totals.unchanged}, resolved {totals.resolved}, failed {len(totals.failed)}"
+    )
+    if totals.failed:
+        print(
+            f"tocsin ingest: the server rejected {len(totals.failed)} finding(s): {totals.failed[:3]}",
+            file=sys.stderr,
+        )
+        return 1
+    if args.fail_on:
+        blocking = client_mod.at_or_above(findings, args.fail_on)
+        if blocking:
+            print(
+                f"tocsin ingest: {len(blocking)} open finding(s) at or above {args.fail_on}", file=sys.stderr
+            )
+            return client_mod.FAIL_ON_EXIT
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tocsin", description="Tocsin security findings hub")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -309,6 +367,35 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.set_defaults(func=cmd_tokens_revoke)
     listing = tsub.add_parser("list", help="list tokens (never the secrets)")
     listing.set_defaults(func=cmd_tokens_list)
+
+    ingest = sub.add_parser(
+        "ingest",
+        help="send a scanner report to a Tocsin server (TOCSIN_URL, TOCSIN_TOKEN)",
+        description="Exit codes: 0 sent, 1 the server refused it, 2 bad input, 3 --fail-on matched.",
+    )
+    ingest.add_argument("report", help="the report file, or - for standard input")
+    ingest.add_argument("--format", default=None, help="the report's format (default: detect it)")
+    ingest.add_argument("--scope", default=None, help="what the scan covered, e.g. image:registry/app")
+    ingest.add_argument(
+        "--complete", action="store_true", help="a complete scan: resolve what it no longer reports"
+    )
+    ingest.add_argument(
+        "--fail-on",
+        choices=["low", "medium", "high", "critical"],
+        default=None,
+        help="exit 3 when the report holds an open finding at or above this severity",
+    )
+    ingest.add_argument(
+        "--url", default=None, help="server URL (default TOCSIN_URL or http://127.0.0.1:8000)"
+    )
+    ingest.add_argument("--batch-size", type=int, default=1000, help="findings per request for large reports")
+    ingest.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=16 * 1024 * 1024,
+        help="reports up to this size are sent whole; larger ones in batches",
+    )
+    ingest.set_defaults(func=cmd_ingest)
 
     pull = sub.add_parser("pull", help="pull findings from polled sources")
     psub = pull.add_subparsers(dest="pull_command", required=True)

@@ -107,6 +107,15 @@ class ScanParams:
                 examples=["ci-run-4711"],
             ),
         ] = None,
+        report_format: Annotated[
+            str | None,
+            Query(
+                pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$",
+                description="On `/v1/ingest/native` only: the format of the report these native findings "
+                "were parsed from (what `tocsin ingest` sends when it splits a large report), so they "
+                "belong to that format's scope.",
+            ),
+        ] = None,
         complete: Annotated[
             bool,
             Query(
@@ -122,11 +131,15 @@ class ScanParams:
             raise ValidationFailed("scan needs a scope: say what the scan covered", field="scan")
         self.scope = scope
         self.scan = scan
+        self.report_format = report_format
         self.complete = complete
 
     def scan_for(self, format_name: str) -> ingest.Scan | None:
+        if self.report_format and format_name != NATIVE:
+            raise ValidationFailed("report_format is only for /v1/ingest/native", field="report_format")
         if not self.scope:
             return None
+        format_name = self.report_format or format_name
         return ingest.Scan(
             scope=f"{format_name}|{self.scope}", id=self.scan or new_id(), complete=self.complete
         )
