@@ -29,6 +29,7 @@ from integrations import registry
 router = APIRouter(prefix="/v1/ingest", tags=["ingest"])
 
 NATIVE = "native"
+JSON_LINES_FORMATS = frozenset({"trufflehog", "nuclei"})
 
 
 def _decode(body: bytes) -> Any:
@@ -226,4 +227,7 @@ def ingest_format(
         registry.get_parser(format_name)
     except registry.UnknownFormatError as exc:
         raise NotFoundError(str(exc)) from exc
-    return _ingest_document(format_name.lower(), _decode(body), body, caller, engine, settings, scan)
+    name = format_name.lower()
+    # Line-oriented tools print nothing when they find nothing: an empty body is an empty scan.
+    document = [] if name in JSON_LINES_FORMATS and not body.strip() else _decode(body)
+    return _ingest_document(name, document, body, caller, engine, settings, scan)

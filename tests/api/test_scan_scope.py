@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.integrations._trivy_docs import os_result, report, vuln
+from tests.samples import SCANNERS
 
 
 def trivy(*cves: str) -> dict[str, Any]:
@@ -90,3 +91,15 @@ def test_a_scan_sent_in_parts_resolves_only_what_no_part_reported(client: Any) -
     assert statuses(client) == {"CVE-1": "open", "CVE-2": "open", "CVE-3": "resolved"}
     bad = client.post("/v1/ingest/trivy", json=trivy("CVE-1"), params={"scan": "x"})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "scan"
+
+
+def test_an_empty_json_lines_report_is_an_empty_scan(client: Any) -> None:
+    """TruffleHog prints nothing when it finds nothing: with complete=true that resolves the scope."""
+    line = (SCANNERS / "trufflehog" / "v3_git.json").read_bytes()
+    params = {"scope": "repo:acme/api@main", "complete": "true"}
+    first = client.post("/v1/ingest/trufflehog", content=line, params=params)
+    assert first.status_code == 200 and first.json()["created"] >= 1
+    empty = client.post("/v1/ingest/trufflehog", content=b"", params=params)
+    assert empty.status_code == 200, empty.text
+    assert empty.json()["resolved"] == first.json()["created"]
+    assert client.post("/v1/ingest/trivy", content=b"").status_code == 422  # not a line-oriented format
