@@ -50,3 +50,7 @@ def configure_logging(level: str, as_json: bool) -> None:
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").setLevel("WARNING")  # our middleware logs each request once
     logging.getLogger("alembic.runtime.plugins").setLevel("WARNING")  # a line per plugin at every start
+    # httpx logs every request URL at INFO; outbound URLs can carry secrets (SNS confirmation tokens,
+    # webhook paths), so only its warnings are kept.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel("WARNING")

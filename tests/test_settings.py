@@ -142,3 +142,36 @@ def test_loading_settings_has_no_side_effects(no_tocsin_env: pytest.MonkeyPatch,
     no_tocsin_env.chdir(tmp_path)
     load_settings()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_outbound_request_urls_are_not_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """httpx logs each URL at INFO; URLs can carry secrets (SNS tokens, webhook paths)."""
+    import logging
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import httpx
+
+    from app.logs import configure_logging
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    configure_logging("INFO", as_json=True)
+    secret_url = f"http://127.0.0.1:{server.server_address[1]}/hooks/T000/B000/XXXXSECRETXXXX"
+    httpx_logger = logging.getLogger("httpx")
+    httpx_logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO), httpx.Client(timeout=5) as client:
+            assert client.get(secret_url).status_code == 404
+    finally:
+        httpx_logger.removeHandler(caplog.handler)
+        server.shutdown()
+    assert "XXXXSECRETXXXX" not in caplog.text
