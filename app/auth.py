@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from app.clock import new_id, utcnow
 from app.errors import ConflictError, Forbidden, NotFoundError, Unauthorized, ValidationFailed
 from app.models import ApiToken
+from app.repositories import audit
 from app.repositories import tokens as repo
 
 SCOPES = ("ingest", "read", "triage", "admin")
@@ -107,6 +108,38 @@ def revoke_token(session: Session, name: str) -> tuple[ApiToken, bool]:
     token.revoked_at = utcnow()
     session.flush()
     return token, True
+
+
+def audit_created(session: Session, token: ApiToken, actor: str, request_id: str | None) -> None:
+    """The audit record of a token creation, the same whether the API or the CLI made it."""
+    audit.record(
+        session,
+        actor=actor,
+        action="token.create",
+        target_type="token",
+        target_id=token.name,
+        before=None,
+        after={
+            "scopes": token.scopes,
+            "expires_at": token.expires_at.isoformat() if token.expires_at else None,
+        },
+        request_id=request_id,
+        at=utcnow(),
+    )
+
+
+def audit_revoked(session: Session, name: str, actor: str, request_id: str | None) -> None:
+    audit.record(
+        session,
+        actor=actor,
+        action="token.revoke",
+        target_type="token",
+        target_id=name,
+        before={"revoked": False},
+        after={"revoked": True},
+        request_id=request_id,
+        at=utcnow(),
+    )
 
 
 def ensure_bootstrap(session: Session, bootstrap_value: str | None) -> str | None:

@@ -135,31 +135,16 @@ CLI_ACTOR = "cli"  # the audit log's actor for changes made with this command
 
 
 def cmd_tokens_create(args: argparse.Namespace) -> int:
-    from app.auth import create_token
-    from app.clock import utcnow
+    from app.auth import audit_created, create_token
     from app.db import create_db_engine, unit_of_work
     from app.errors import AppError
-    from app.repositories import audit
 
     settings = _settings()
     engine = create_db_engine(settings)
     try:
         with unit_of_work(engine) as session:
             token, secret = create_token(session, args.name, args.scope, args.expires_at)
-            audit.record(
-                session,
-                actor=CLI_ACTOR,
-                action="token.create",
-                target_type="token",
-                target_id=token.name,
-                before=None,
-                after={
-                    "scopes": token.scopes,
-                    "expires_at": token.expires_at.isoformat() if token.expires_at else None,
-                },
-                request_id=None,
-                at=utcnow(),
-            )
+            audit_created(session, token, CLI_ACTOR, None)
     except AppError as exc:
         print(f"tocsin: {exc.message}", file=sys.stderr)
         return 1
@@ -170,11 +155,9 @@ def cmd_tokens_create(args: argparse.Namespace) -> int:
 
 
 def cmd_tokens_revoke(args: argparse.Namespace) -> int:
-    from app.auth import revoke_token
-    from app.clock import utcnow
+    from app.auth import audit_revoked, revoke_token
     from app.db import create_db_engine, unit_of_work
     from app.errors import AppError
-    from app.repositories import audit
 
     settings = _settings()
     engine = create_db_engine(settings)
@@ -182,17 +165,7 @@ def cmd_tokens_revoke(args: argparse.Namespace) -> int:
         with unit_of_work(engine) as session:
             _, was_active = revoke_token(session, args.name)
             if was_active:
-                audit.record(
-                    session,
-                    actor=CLI_ACTOR,
-                    action="token.revoke",
-                    target_type="token",
-                    target_id=args.name,
-                    before={"revoked": False},
-                    after={"revoked": True},
-                    request_id=None,
-                    at=utcnow(),
-                )
+                audit_revoked(session, args.name, CLI_ACTOR, None)
     except AppError as exc:
         print(f"tocsin: {exc.message}", file=sys.stderr)
         return 1

@@ -9,10 +9,8 @@ from fastapi import APIRouter, Path
 from app.api.deps import AdminCaller, ReadSessionDep, RequestIdDep, SessionDep
 from app.api.docs import error_responses
 from app.api.schemas import TokenCreate, TokenCreated, TokenOut
-from app.auth import create_token, revoke_token
-from app.clock import utcnow
+from app.auth import audit_created, audit_revoked, create_token, revoke_token
 from app.models import ApiToken
-from app.repositories import audit
 from app.repositories import tokens as repo
 
 router = APIRouter(prefix="/v1/tokens", tags=["tokens"])
@@ -45,20 +43,7 @@ def post_token(
     body: TokenCreate, caller: AdminCaller, session: SessionDep, request_id: RequestIdDep
 ) -> TokenCreated:
     token, secret = create_token(session, body.name, list(body.scopes), body.expires_at)
-    audit.record(
-        session,
-        actor=caller.name,
-        action="token.create",
-        target_type="token",
-        target_id=token.name,
-        before=None,
-        after={
-            "scopes": token.scopes,
-            "expires_at": token.expires_at.isoformat() if token.expires_at else None,
-        },
-        request_id=request_id,
-        at=utcnow(),
-    )
+    audit_created(session, token, caller.name, request_id)
     return TokenCreated(**_out(token).model_dump(), token=secret)
 
 
@@ -78,15 +63,5 @@ def delete_token(
 ) -> TokenOut:
     token, was_active = revoke_token(session, name)
     if was_active:
-        audit.record(
-            session,
-            actor=caller.name,
-            action="token.revoke",
-            target_type="token",
-            target_id=name,
-            before={"revoked": False},
-            after={"revoked": True},
-            request_id=request_id,
-            at=utcnow(),
-        )
+        audit_revoked(session, name, caller.name, request_id)
     return _out(token)
