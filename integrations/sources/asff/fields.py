@@ -4,11 +4,15 @@ about the shapes they rely on.
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from typing import Any
 
 from app.contracts import MAX_ID
+
+# Re-exported: this module's users read every field helper from one place.
+from integrations.sources.values import as_list as as_list
+from integrations.sources.values import count as count
+from integrations.sources.values import number as number
 
 MAX_REFERENCES = 50
 MAX_TAGS = 100
@@ -24,14 +28,6 @@ def as_dict(value: Any, path: str) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise ValueError(f"{path}: expected an object, got {type(value).__name__}")
-    return value
-
-
-def as_list(value: Any, path: str) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ValueError(f"{path}: expected a list, got {type(value).__name__}")
     return value
 
 
@@ -51,28 +47,6 @@ def get(obj: Any, *keys: str) -> Any:
 
 def texts(values: Any) -> list[str]:
     return [v.strip() for v in values if isinstance(v, str) and v.strip()] if isinstance(values, list) else []
-
-
-def number(value: Any) -> float | None:
-    """A finite number, also from a numeric string (ASFF samples carry ``"Normalized": "40"``)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            return None
-    if isinstance(value, int | float) and math.isfinite(value):
-        return float(value)
-    return None
-
-
-def count(value: Any) -> int | None:
-    """A positive count from an int or a digit string (``ProductFields`` values are strings)."""
-    parsed = number(value)
-    if parsed is None or parsed < 1 or parsed != int(parsed):
-        return None
-    return min(int(parsed), 2**31 - 1)
 
 
 def timestamp(value: Any) -> datetime | None:

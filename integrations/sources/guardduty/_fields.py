@@ -9,9 +9,12 @@ case-insensitive scan of the object's keys.
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 from typing import Any
+
+# Re-exported: this module's users read every field helper from one place.
+from integrations.sources.values import count as count
+from integrations.sources.values import number as number
 
 MAX_TAG_KEY = 256
 MAX_TAG_VALUE = 1024
@@ -60,28 +63,6 @@ def dict_at(node: Any, *names: str) -> dict[str, Any]:
 def list_at(node: Any, *names: str) -> list[Any]:
     value = dig(node, *names)
     return value if isinstance(value, list) else []
-
-
-def number(value: Any) -> float | None:
-    """A finite number, from a JSON number or a numeric string; None otherwise (booleans included)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            return None
-    if isinstance(value, int | float) and math.isfinite(value):
-        return float(value)
-    return None
-
-
-def count(value: Any) -> int | None:
-    """A source's occurrence count: a positive integer within the contract's bounds, else None."""
-    parsed = number(value)
-    if parsed is None or parsed < 1 or parsed != int(parsed):
-        return None
-    return min(int(parsed), 2**31 - 1)
 
 
 def timestamp(value: Any) -> datetime | None:

@@ -24,6 +24,9 @@ from app.contracts import (
     Severity,
 )
 
+# Re-exported: this module's users read every field helper from one place.
+from integrations.sources.values import as_list as as_list
+
 SOURCE = "trivy"
 LABELS = {
     label.upper(): SEVERITY_LABEL_SCORE[Severity(label)] for label in ("critical", "high", "medium", "low")
@@ -197,12 +200,4 @@ def required(item: dict[str, Any], key: str, path: str) -> str:
 def as_dict(value: Any, path: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError(f"{path}: expected an object, got {type(value).__name__}")
-    return value
-
-
-def as_list(value: Any, path: str) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ValueError(f"{path}: expected a list, got {type(value).__name__}")
     return value
