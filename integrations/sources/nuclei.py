@@ -47,6 +47,7 @@ import orjson
 
 from app.contracts import MAX_ID, MAX_TEXT, MAX_TITLE, NormalizedFinding, SourceStatus, parse_severity
 from integrations.sources.asff.fields import add_url, compact, mapping, number, text, timestamp
+from integrations.sources.values import trim_url
 
 name = "nuclei"
 
@@ -224,7 +225,7 @@ def _references(info: dict[str, Any], item: dict[str, Any]) -> list[str]:
     value = info.get("reference")
     for entry in value if isinstance(value, list) else [value]:
         for url in _URL.findall(entry) if isinstance(entry, str) else []:
-            add_url(references, _trim_url(url))
+            add_url(references, trim_url(url))
     add_url(references, item.get("template-url"))
     return references
 
@@ -252,14 +253,6 @@ def _words(value: Any) -> list[str]:
     """A list of strings or Nuclei's comma-separated text, as a list."""
     entries = value if isinstance(value, list) else text(value).split(",") if isinstance(value, str) else []
     return list(dict.fromkeys(text(entry) for entry in entries if text(entry)))
-
-
-def _trim_url(url: str) -> str:
-    """A URL found in prose, without the punctuation that ends the sentence or closes a parenthesis."""
-    url = url.rstrip(".,;:")
-    while url.endswith(")") and url.count(")") > url.count("("):
-        url = url[:-1].rstrip(".,;:")
-    return url
 
 
 def _str(value: Any) -> str:

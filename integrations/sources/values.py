@@ -36,3 +36,11 @@ def as_list(value: Any, path: str) -> list[Any]:
     if not isinstance(value, list):
         raise ValueError(f"{path}: expected a list, got {type(value).__name__}")
     return value
+
+
+def trim_url(url: str) -> str:
+    """A URL found in prose, without the punctuation that ends the sentence or closes a parenthesis."""
+    url = url.rstrip(".,;:")
+    while url.endswith(")") and url.count(")") > url.count("("):
+        url = url[:-1].rstrip(".,;:")
+    return url

@@ -49,6 +49,7 @@ from typing import Any
 
 from app.contracts import MAX_ID, MAX_TEXT, MAX_TITLE, NormalizedFinding, SourceStatus
 from integrations.sources.asff.fields import add_url, as_list, compact, number, text, timestamp
+from integrations.sources.values import trim_url
 
 name = "zap"
 
@@ -127,7 +128,7 @@ def _finding(
     tags: dict[str, str] = {}
     for alert in alerts:
         for url in _URL.findall(_str(alert.get("reference"))):
-            add_url(references, _trim_url(url))
+            add_url(references, trim_url(url))
         tags.update(_tags(alert.get("tags")))
     for link in tags.values():
         add_url(references, link)
@@ -255,14 +256,6 @@ def _entries(alert: dict[str, Any]) -> list[dict[str, Any]]:
 def _count(alert: dict[str, Any]) -> int:
     parsed = number(alert.get("count"))
     return int(parsed) if parsed is not None and parsed >= 0 else 0
-
-
-def _trim_url(url: str) -> str:
-    """A URL found in prose, without the punctuation that ends the sentence or closes a parenthesis."""
-    url = url.rstrip(".,;:")
-    while url.endswith(")") and url.count(")") > url.count("("):
-        url = url[:-1].rstrip(".,;:")
-    return url
 
 
 def _str(value: Any) -> str:
