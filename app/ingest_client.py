@@ -17,6 +17,7 @@ import orjson
 
 from app.clock import new_id
 from app.contracts import SEVERITY_MIN_SCORE, NormalizedFinding, Severity, SourceStatus
+from app.reports import ReportDecodeError, decode_report
 from integrations import registry
 
 FAIL_ON_EXIT = 3
@@ -47,15 +48,9 @@ class Totals:
 
 def decode(data: bytes) -> Any:
     try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        lines = [line for line in data.splitlines() if line.strip()]
-        if not lines:
-            raise IngestError("the report is empty", 2) from exc
-        try:
-            return [orjson.loads(line) for line in lines]
-        except orjson.JSONDecodeError:
-            raise IngestError(f"the report is neither JSON nor JSON lines: {exc}", 2) from exc
+        return decode_report(data)
+    except ReportDecodeError as exc:
+        raise IngestError(f"the report {exc}", 2) from exc
 
 
 def parse(document: Any, format_name: str | None) -> tuple[str, list[NormalizedFinding]]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy import Engine
 
@@ -23,6 +22,7 @@ from app.db import run_transaction
 from app.errors import NotFoundError, ValidationFailed
 from app.pipeline import ingest
 from app.pipeline.normalize import ItemError, ValidItem, validate_items
+from app.reports import ReportDecodeError, decode_report
 from app.settings import Settings
 from integrations import registry
 
@@ -34,28 +34,11 @@ JSON_LINES_FORMATS = frozenset({"trufflehog", "nuclei"})
 
 def _decode(body: bytes) -> Any:
     """A JSON document, or JSON lines (TruffleHog, Nuclei) as the list of their objects."""
-    if not body.strip():
-        raise ValidationFailed("the body is empty; send the report as JSON or JSON lines", field="body")
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        lines = [line for line in body.splitlines() if line.strip()]
-        if len(lines) < 2 or not lines[0].lstrip().startswith(b"{"):
-            raise ValidationFailed(f"the body is not valid JSON: {exc}", field="body") from exc
-        return _decode_lines(lines)
-
-
-def _decode_lines(lines: list[bytes]) -> list[Any]:
-    items = []
-    for number, line in enumerate(lines, start=1):
-        try:
-            items.append(orjson.loads(line))
-        except orjson.JSONDecodeError as exc:
-            raise ValidationFailed(
-                f"the body is neither JSON nor JSON lines: line {number} is not valid JSON ({exc})",
-                field=f"body.line[{number}]",
-            ) from exc
-    return items
+        return decode_report(body)
+    except ReportDecodeError as exc:
+        field = f"body.line[{exc.line}]" if exc.line else "body"
+        raise ValidationFailed(f"the body {exc}", field=field) from exc
 
 
 def _parse(format_name: str, document: Any) -> list[ValidItem]:
