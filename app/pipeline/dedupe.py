@@ -53,6 +53,14 @@ class Incoming:
     def count(self) -> int:
         return len(self.indexes)
 
+    def absorb(self, other: Incoming) -> None:
+        """Take over another copy's batch indexes, keys and reported count (not its content)."""
+        self.indexes.extend(other.indexes)
+        self.copy_hashes.extend(other.copy_hashes)
+        self.alias_keys = tuple(dict.fromkeys(self.alias_keys + other.alias_keys))
+        self.alias_hashes = tuple(dict.fromkeys(self.alias_hashes + other.alias_hashes))
+        self.reported_occurrences = _max_reported(self.reported_occurrences, other.reported_occurrences)
+
 
 @dataclass(slots=True)
 class Transition:
@@ -77,12 +85,8 @@ def merge_duplicates(items: list[Incoming]) -> list[Incoming]:
         if current is None:
             merged[item.fingerprint] = item
             continue
-        current.indexes.extend(item.indexes)
-        current.copy_hashes.extend(item.copy_hashes)
+        current.absorb(item)
         current.finding, current.raw, current.content_hash = item.finding, item.raw, item.content_hash
-        current.reported_occurrences = _max_reported(current.reported_occurrences, item.reported_occurrences)
-        current.alias_keys = tuple(dict.fromkeys(current.alias_keys + item.alias_keys))
-        current.alias_hashes = tuple(dict.fromkeys(current.alias_hashes + item.alias_hashes))
         if item.observed_first and (
             current.observed_first is None or item.observed_first < current.observed_first
         ):
@@ -126,12 +130,7 @@ def match_existing(session: Session, items: list[Incoming]) -> Matched:
             matched.new.append(item)
         elif state.id in claimed:
             # Two fingerprints of the batch lead to one stored finding through aliases: fold them.
-            first = claimed[state.id]
-            first.indexes.extend(item.indexes)
-            first.copy_hashes.extend(item.copy_hashes)
-            first.alias_keys = tuple(dict.fromkeys(first.alias_keys + item.alias_keys))
-            first.alias_hashes = tuple(dict.fromkeys(first.alias_hashes + item.alias_hashes))
-            first.reported_occurrences = _max_reported(first.reported_occurrences, item.reported_occurrences)
+            claimed[state.id].absorb(item)
         else:
             claimed[state.id] = item
             matched.existing.append((item, state))
