@@ -279,21 +279,97 @@ class SourceParser(Protocol):
     def parse(self, document: Any) -> list[NormalizedFinding]: ...
 
 
+NotificationEvent = Literal["new", "regressed", "escalated", "resolved", "reminder"]
+"""Why a finding is in a message: first seen, back after resolution, score crossed a threshold upwards,
+resolved, or still open after ``repeat_interval``."""
+
+
+class NotifiedFinding(BaseModel):
+    """What a channel may show of one finding. Built by delivery/ from the stored row; never holds secrets
+    (secret values were masked at ingest)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    event: NotificationEvent
+    title: str
+    severity: Severity
+    severity_score: float
+    score: float
+    score_reasons: list[str] = Field(default_factory=list)
+    status: str
+    source: str
+    type: str
+    resource_type: str | None = None
+    resource_id: str | None = None
+    account_id: str | None = None
+    region: str | None = None
+    repository: str | None = None
+    path: str | None = None
+    line: int | None = None
+    remediation: str | None = None
+    occurrences: int = 1
+    first_seen: datetime
+    last_seen: datetime
+    url: str | None = None
+    """Link back to the finding in Tocsin (``TOCSIN_PUBLIC_URL`` + ``/v1/findings/<id>``), when configured."""
+
+
+class Notification(BaseModel):
+    """One message to one destination: every finding of one group that is due now.
+
+    ``findings`` is ordered most severe first and may be shorter than ``total`` (a channel shows what fits
+    and says how many more there are). ``thread_ref`` is what an earlier message of the same group returned
+    in ``DeliveryResult.thread_ref`` (a Slack ``ts``, an email Message-ID, a ticket key), so a channel can
+    reply in the thread / comment on the ticket instead of starting over.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    """Unique per message; channels that support it pass it as an idempotency key."""
+    team: str
+    channel: str
+    """The channel's name in Tocsin (not the Slack channel id: that is the channel's ``target``)."""
+    group_key: str
+    group_labels: dict[str, str] = Field(default_factory=dict)
+    """The values the group is keyed by, e.g. ``{"team": "payments", "type": "S3/PublicRead"}``."""
+    findings: list[NotifiedFinding]
+    total: int
+    digest: bool = False
+    """True when the message collects what quiet hours held back."""
+    thread_ref: str | None = None
+
+
 class DeliveryResult(BaseModel):
-    """What a channel reports after one send attempt; retry policy lives in delivery/, not here."""
+    """What a channel reports after one send attempt; retry policy lives in delivery/, not here.
+
+    ``retryable`` is true for failures a later attempt may fix (429, 5xx, timeouts, connection errors,
+    Slack's ``ratelimited``); false for those it will not (bad token, unknown channel, 4xx). ``detail`` is a
+    short, secret-free description of what happened (kept in the notification log, shown in the API).
+    """
 
     ok: bool
     retryable: bool = False
     status_code: int | None = None
     detail: str = ""
     retry_after_seconds: float | None = None
+    thread_ref: str | None = None
+    """Reference to the message just sent, for later messages of the same group (Slack ``ts``...)."""
 
 
 @runtime_checkable
 class Channel(Protocol):
-    kind: str
+    """A destination built from its validated config (and its secret, resolved by delivery/ at send
+    time). ``endpoint`` is the base URL it contacts, so delivery/ can refuse addresses a user should not
+    reach before anything is sent. ``send`` never raises for a delivery failure: it returns a result."""
 
-    def send(self, notification: Any) -> DeliveryResult: ...
+    kind: str
+    endpoint: str
+
+    async def send(self, notification: Notification) -> DeliveryResult: ...
+
+    async def aclose(self) -> None: ...
 
 
 ScopeName = Literal["ingest", "read", "triage", "admin"]
