@@ -19,6 +19,7 @@ class Finding(SQLModel, table=True):
         Index("ix_findings_last_seen", "last_seen", "id"),
         Index("ix_findings_first_seen", "first_seen", "id"),
         Index("ix_findings_scan_scope", "scan_scope", "status"),
+        Index("ix_findings_team_status", "team", "status", "score"),
     )
 
     id: str = Field(sa_column=Column(String(32), primary_key=True))
@@ -51,6 +52,9 @@ class Finding(SQLModel, table=True):
     # re-scan of the scope resolves what it no longer reports.
     scan_scope: str | None = Field(default=None, sa_column=Column(String(320)))
     last_scan_id: str | None = Field(default=None, sa_column=Column(String(32)))
+    # The owning team and the rule that chose it ("rule:<name>", "tag:<key>", "default"), set at ingest.
+    team: str | None = Field(default=None, sa_column=Column(String(64)))
+    routed_by: str | None = Field(default=None, sa_column=Column(String(80)))
 
     status: str = Field(sa_column=Column(String(16), nullable=False))
     status_note: str | None = Field(default=None, sa_column=Column(Text))
