@@ -126,7 +126,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("team", sa.String(length=64), nullable=False),
-        sa.Column("next_flush_at", app.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("group_interval", sa.Float(), nullable=False),
         sa.Column("last_sent_at", app.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("thread_ref", sa.String(length=256), nullable=True),
         sa.Column("claimed_until", app.models.types.UTCDateTime(timezone=True), nullable=True),
@@ -139,9 +139,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("channel_id", "group_key", name="uq_notification_groups_channel_key"),
     )
-    with op.batch_alter_table("notification_groups", schema=None) as batch_op:
-        batch_op.create_index("ix_notification_groups_due", ["next_flush_at"], unique=False)
-
     op.create_table(
         "deliveries",
         sa.Column(
@@ -188,6 +185,7 @@ def upgrade() -> None:
         sa.Column("routed_by", sa.String(length=64), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("held_reason", sa.Text(), nullable=True),
+        sa.Column("silence_id", sa.String(length=32), nullable=True),
         sa.Column("due_at", app.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_attempt_at", app.models.types.UTCDateTime(timezone=True), nullable=True),
@@ -203,6 +201,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_notifications_channel_id"), ["channel_id"], unique=False)
         batch_op.create_index("ix_notifications_finding", ["finding_id", "created_at"], unique=False)
         batch_op.create_index("ix_notifications_group_status", ["group_id", "status"], unique=False)
+        batch_op.create_index(batch_op.f("ix_notifications_silence_id"), ["silence_id"], unique=False)
         batch_op.create_index("ix_notifications_status_due", ["status", "due_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_notifications_team"), ["team"], unique=False)
 
@@ -224,6 +223,7 @@ def downgrade() -> None:
     with op.batch_alter_table("notifications", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_notifications_team"))
         batch_op.drop_index("ix_notifications_status_due")
+        batch_op.drop_index(batch_op.f("ix_notifications_silence_id"))
         batch_op.drop_index("ix_notifications_group_status")
         batch_op.drop_index("ix_notifications_finding")
         batch_op.drop_index(batch_op.f("ix_notifications_channel_id"))
@@ -233,9 +233,6 @@ def downgrade() -> None:
         batch_op.drop_index("ix_deliveries_group")
 
     op.drop_table("deliveries")
-    with op.batch_alter_table("notification_groups", schema=None) as batch_op:
-        batch_op.drop_index("ix_notification_groups_due")
-
     op.drop_table("notification_groups")
     with op.batch_alter_table("channels", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_channels_team_id"))

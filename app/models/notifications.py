@@ -10,20 +10,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Column, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from app.models.types import BigIntId, JSONType, UTCDateTime
 
 
 class NotificationGroup(SQLModel, table=True):
-    """Findings of one channel that share a group key. ``next_flush_at`` is when its pending intents are
-    due (NULL: nothing pending); ``claimed_until`` is a worker's lease while it sends."""
+    """Findings of one channel that share a group key: the unit a worker claims (``claimed_until`` is its
+    lease while it sends) and the memory of the group's thread, last message and failures. A group is due
+    when one of its ``pending`` intents is (``notifications.due_at``), so no timer can be lost in a race
+    between an ingest adding an intent and a worker finishing a send."""
 
     __tablename__ = "notification_groups"
     __table_args__ = (
         UniqueConstraint("channel_id", "group_key", name="uq_notification_groups_channel_key"),
-        Index("ix_notification_groups_due", "next_flush_at"),
     )
 
     id: str = Field(sa_column=Column(String(32), primary_key=True))
@@ -33,7 +34,8 @@ class NotificationGroup(SQLModel, table=True):
     group_key: str = Field(sa_column=Column(String(512), nullable=False))
     labels: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
     team: str = Field(sa_column=Column(String(64), nullable=False))
-    next_flush_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    group_interval: float = Field(default=300.0, sa_column=Column(Float, nullable=False))
+    """Seconds between two messages of this group (the policy's ``group_interval`` when last enqueued)."""
     last_sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     thread_ref: str | None = Field(default=None, sa_column=Column(String(256)))
     claimed_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
@@ -48,8 +50,8 @@ class NotificationGroup(SQLModel, table=True):
 class Notification(SQLModel, table=True):
     """One reason to tell one channel about one finding (new, regressed, escalated, resolved, reminder).
 
-    status: ``pending`` (waiting for its group), ``held`` (silenced or quiet hours: ``held_reason``,
-    re-evaluated at ``due_at``), ``sent``, ``dead`` (gave up: ``last_error``), ``dropped`` (no longer
+    status: ``pending`` (due at ``due_at`` with the rest of its group), ``held`` (silenced or quiet hours:
+    ``held_reason``, re-evaluated at ``due_at``), ``sent``, ``dead`` (gave up: ``last_error``), ``dropped`` (no longer
     relevant when due, e.g. the finding was resolved before a reminder went out: ``held_reason``).
     """
 
@@ -73,6 +75,8 @@ class Notification(SQLModel, table=True):
     routed_by: str | None = Field(default=None, sa_column=Column(String(64)))
     status: str = Field(sa_column=Column(String(16), nullable=False))
     held_reason: str | None = Field(default=None, sa_column=Column(Text))
+    silence_id: str | None = Field(default=None, sa_column=Column(String(32), index=True))
+    """The silence holding it, so expiring that silence early releases it at once."""
     due_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False))
     last_attempt_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
