@@ -23,9 +23,7 @@ class NotificationGroup(SQLModel, table=True):
     between an ingest adding an intent and a worker finishing a send."""
 
     __tablename__ = "notification_groups"
-    __table_args__ = (
-        UniqueConstraint("channel_id", "group_key", name="uq_notification_groups_channel_key"),
-    )
+    __table_args__ = (UniqueConstraint("channel_id", "group_key", name="uq_notification_groups_channel_key"),)
 
     id: str = Field(sa_column=Column(String(32), primary_key=True))
     channel_id: str = Field(
