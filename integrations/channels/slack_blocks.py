@@ -62,7 +62,10 @@ def render(notification: Notification) -> tuple[str, list[Block]]:
     header = _header_text(notification)
     shown, more = _split(notification)
     blocks: list[Block] = [
-        {"type": "header", "text": {"type": "plain_text", "text": clip(header, MAX_HEADER_TEXT)}}
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": clip(header, MAX_HEADER_TEXT), "emoji": True},
+        }
     ]
     blocks.extend(_section(_finding_text(finding)) for finding in shown)
     if more:
