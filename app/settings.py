@@ -127,6 +127,14 @@ class Settings(BaseSettings):
     bootstrap_token: SecretStr | None = Field(
         default=None, description="Ensures an admin token with this value exists at start-up."
     )
+    secret_salt: SecretStr | None = Field(
+        default=None,
+        description="Key of the HMAC that stands for a leaked secret in secret findings' fingerprints, so a "
+        "re-scan deduplicates without storing the secret. Unset: a constant built into Tocsin (stable, but "
+        "whoever reads the database and knows it can test guesses of weak secrets). Set a long random value "
+        "once: changing it re-keys every secret finding (they come back as new ones; the old ones resolve "
+        "on the next complete scan).",
+    )
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     max_report_bytes: int = Field(
         64 * 1024 * 1024,
@@ -212,6 +220,75 @@ class Settings(BaseSettings):
         pattern=r"^https?://[^\s/]+(/\S*)?$",
         description="Send every AWS call to this URL instead of AWS (tests, LocalStack); never in production.",
     )
+
+    # -- Delivery: the outbox dispatcher (`tocsin worker` and the one embedded in `tocsin serve`) --------
+    dispatcher_embedded: bool = Field(
+        True,
+        description="Run a dispatcher inside `tocsin serve`; set false on API-only replicas that leave "
+        "delivery to `tocsin worker` processes.",
+    )
+    public_url: str | None = Field(
+        None,
+        pattern=r"^https?://\S+$",
+        description="Tocsin's external URL; messages link each finding to <url>/v1/findings/<id>.",
+    )
+    secrets_dir: Path | None = Field(
+        None,
+        description="Directory of mounted secrets: a channel's secret_ref NAME is read from <dir>/NAME when "
+        "TOCSIN_SECRET_<NAME> is not set. Read at send time, never logged.",
+    )
+    outbound_allow_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts channels may reach although they resolve to loopback, private, link-local or "
+        "metadata addresses (comma separated; e.g. an internal webhook relay). Everything else such is refused.",
+    )
+    delivery_lease_seconds: float = Field(
+        60.0,
+        ge=5,
+        le=3600,
+        description="How long a worker owns a claimed group; a killed worker's groups are retaken after it.",
+    )
+    delivery_max_attempts: int = Field(
+        8, ge=1, le=100, description="Failed attempts after which a notification is dead (429s excepted)."
+    )
+    delivery_max_age: float = Field(
+        86400.0,
+        ge=1,
+        le=30 * 86400,
+        description="Seconds a group may keep failing; at its next failure after that it goes dead.",
+    )
+    delivery_backoff_base_seconds: float = Field(
+        5.0, gt=0, le=3600, description="First retry delay; doubles per failed attempt (full jitter)."
+    )
+    delivery_backoff_max_seconds: float = Field(
+        900.0, gt=0, le=86400, description="Cap of the retry delay (a Retry-After answer may exceed it)."
+    )
+    delivery_send_timeout_seconds: float = Field(
+        30.0, gt=0, le=600, description="Outer timeout of one send, whatever the channel's own timeout."
+    )
+    delivery_poll_seconds: float = Field(
+        1.0, gt=0, le=60, description="How often an idle dispatcher looks for due notifications."
+    )
+    delivery_batch_groups: int = Field(
+        50, ge=1, le=1000, description="Groups a dispatcher claims per round trip."
+    )
+    delivery_concurrency: int = Field(
+        8, ge=1, le=256, description="Groups a dispatcher sends at once (`tocsin worker --concurrency`)."
+    )
+    delivery_default_rate_per_second: float = Field(
+        1.0,
+        gt=0,
+        le=1000,
+        description="Messages per second per channel (Slack allows about 1); a channel's "
+        "options.rate_per_second overrides it.",
+    )
+
+    @field_validator("outbound_allow_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().lower().strip("[]") for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("eventbridge_api_key_header")
     @classmethod
