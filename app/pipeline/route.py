@@ -82,6 +82,15 @@ class ActiveSilence:
         return matches(self.matchers, facts)
 
 
+def apply_override(policy: Policy, override: PolicyOverride) -> Policy:
+    """The policy with the override's set fields. Validated values are copied as they are (not through
+    ``model_dump``, whose serialized durations such as ``"1m"`` ``model_copy`` would not parse back)."""
+    changes = {
+        name: value for name in type(override).model_fields if (value := getattr(override, name)) is not None
+    }
+    return policy.model_copy(update=changes) if changes else policy
+
+
 @dataclass(frozen=True)
 class RoutingTable:
     """Everything routing needs, loaded once per batch; ``rules`` in evaluation order."""
@@ -120,7 +129,7 @@ class RoutingTable:
             spec = self.teams.get(team)
             policy = spec.policy if spec is not None else Policy()
             if rule is not None and rule.policy is not None:
-                policy = rule.policy.apply_to(policy)
+                policy = apply_override(policy, rule.policy)
             self._policies[key] = policy
         return policy
 
