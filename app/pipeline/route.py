@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from app.contracts import SEVERITY_MIN_SCORE, severity_label
+from app.contracts import SEVERITY_MIN_SCORE, NotificationEvent, severity_label
 from app.pipeline.route_match import (
     Facts,
     match_reasons,
@@ -34,6 +34,7 @@ __all__ = [
     "ActiveSilence",
     "ChannelRef",
     "Facts",
+    "NotificationEvent",
     "Route",
     "RoutingTable",
     "group_key",
