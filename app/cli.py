@@ -263,25 +263,36 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print("tocsin ingest: --complete needs --scope (what the scan covered)", file=sys.stderr)
         return 2
     try:
-        data = sys.stdin.buffer.read() if args.report == "-" else Path(args.report).read_bytes()
+        data: bytes | None = sys.stdin.buffer.read() if args.report == "-" else Path(args.report).read_bytes()
     except OSError as exc:
         print(f"tocsin ingest: cannot read {args.report}: {exc.strerror}", file=sys.stderr)
         return 2
+    salt = os.environ.get("TOCSIN_SECRET_SALT") or None
     try:
-        format_name, findings = client_mod.parse(client_mod.decode(data), args.format)
-        client_mod.progress_to_stderr(f"{args.report}: {format_name}, {len(findings)} findings")
+        assert data is not None
+        document = client_mod.decode(data)
+        parser = client_mod.choose_parser(document, args.format)
+        survey = client_mod.survey(parser, document, salt, args.fail_on)
+        client_mod.progress_to_stderr(f"{args.report}: {parser.name}, {survey.findings} findings")
+        if len(data) > args.max_request_bytes and survey.findings:
+            data = None  # batches are built from the parsed document: keep one copy of the report
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=300) as http:
-            totals = client_mod.send(
-                http,
-                data,
-                format_name,
-                findings,
-                scope=args.scope,
-                complete=args.complete,
-                batch_size=args.batch_size,
-                max_request_bytes=args.max_request_bytes,
-                progress=client_mod.progress_to_stderr,
-            )
+            if data is not None:
+                totals = client_mod.send_whole(
+                    http, data, parser.name, scope=args.scope, complete=args.complete
+                )
+                client_mod.progress_to_stderr(f"sent the report whole: {survey.findings} findings")
+            else:
+                totals = client_mod.send_batches(
+                    http,
+                    client_mod.findings_of(parser, document, salt),
+                    parser.name,
+                    total=survey.findings,
+                    scope=args.scope,
+                    complete=args.complete,
+                    batch_size=args.batch_size,
+                    progress=client_mod.progress_to_stderr,
+                )
     except client_mod.IngestError as exc:
         print(f"tocsin ingest: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -295,13 +306,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    if args.fail_on:
-        blocking = client_mod.at_or_above(findings, args.fail_on)
-        if blocking:
-            print(
-                f"tocsin ingest: {len(blocking)} open finding(s) at or above {args.fail_on}", file=sys.stderr
-            )
-            return client_mod.FAIL_ON_EXIT
+    if args.fail_on and survey.blocking:
+        print(f"tocsin ingest: {survey.blocking} open finding(s) at or above {args.fail_on}", file=sys.stderr)
+        return client_mod.FAIL_ON_EXIT
     return 0
 
 

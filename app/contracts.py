@@ -7,6 +7,7 @@ Every parser produces ``NormalizedFinding`` objects and every client may post th
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Protocol, runtime_checkable
@@ -272,11 +273,23 @@ class NormalizedFinding(_Strict):
 
 
 class SourceParser(Protocol):
-    """A source format: a pure function from a parsed document to native findings."""
+    """A source format: a pure function from a parsed document to native findings.
+
+    ``iter_findings`` is the primary form: it yields findings one at a time, so a caller can store a large
+    report batch by batch and never hold all its findings at once. It raises ``ValueError`` (a message safe
+    to show a client) when the document is not in the format, possibly after some findings were yielded: a
+    caller that must not half-store a report consumes it inside one transaction. ``parse`` is the same as a
+    list, for small documents. ``secret_salt`` keys the digests of secret values (``TOCSIN_SECRET_SALT``;
+    None for the built-in default); formats without secrets ignore it.
+    """
 
     name: str
 
-    def parse(self, document: Any) -> list[NormalizedFinding]: ...
+    def iter_findings(
+        self, document: Any, *, secret_salt: str | None = None
+    ) -> Iterator[NormalizedFinding]: ...
+
+    def parse(self, document: Any, *, secret_salt: str | None = None) -> list[NormalizedFinding]: ...
 
 
 NotificationEvent = Literal["new", "regressed", "escalated", "resolved", "reminder"]

@@ -4,11 +4,18 @@ The report is parsed here with the same parsers the server uses (so ``--fail-on`
 and a large report can be split). A report up to ``--max-request-bytes`` goes to the server whole
 (``/v1/ingest/{format}``); a larger one is sent as native batches carrying one scan id, the last batch
 completing the scan when ``--complete`` is given.
+
+Memory: a first pass over the parser's findings checks the whole report (nothing is sent if it is bad),
+counts it and applies ``--fail-on`` without keeping a finding; batches are then built, serialized and sent
+one at a time from a second pass. The file's bytes are dropped once decoded when the report is batched.
+Secret findings sent in batches are keyed here, with ``TOCSIN_SECRET_SALT`` from this environment: a
+server with a salt of its own needs the same value in the pipeline (or a report sent whole).
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +23,7 @@ import httpx
 import orjson
 
 from app.clock import new_id
-from app.contracts import SEVERITY_MIN_SCORE, NormalizedFinding, Severity, SourceStatus
+from app.contracts import SEVERITY_MIN_SCORE, NormalizedFinding, Severity, SourceParser, SourceStatus
 from app.reports import ReportDecodeError, decode_report
 from integrations import registry
 
@@ -53,24 +60,46 @@ def decode(data: bytes) -> Any:
         raise IngestError(f"the report {exc}", 2) from exc
 
 
-def parse(document: Any, format_name: str | None) -> tuple[str, list[NormalizedFinding]]:
+def choose_parser(document: Any, format_name: str | None) -> SourceParser:
     chosen = format_name or registry.detect(document)
     if chosen is None:
         names = ", ".join(registry.parser_names())
         raise IngestError(f"could not recognise the report's format; pass --format (one of: {names})", 2)
     try:
-        parser = registry.get_parser(chosen)
+        return registry.get_parser(chosen)
     except registry.UnknownFormatError as exc:
         raise IngestError(str(exc), 2) from exc
+
+
+def findings_of(parser: SourceParser, document: Any, secret_salt: str | None) -> Iterator[NormalizedFinding]:
+    """The parser's findings one at a time; a bad report is an IngestError (exit 2)."""
     try:
-        return parser.name, parser.parse(document)
+        yield from parser.iter_findings(document, secret_salt=secret_salt)
     except ValueError as exc:
         raise IngestError(f"not a valid {parser.name} report: {exc}", 2) from exc
 
 
-def at_or_above(findings: list[NormalizedFinding], level: str) -> list[NormalizedFinding]:
-    floor = SEVERITY_MIN_SCORE[Severity(level)]
-    return [f for f in findings if f.severity >= floor and f.status in (None, SourceStatus.open)]
+@dataclass
+class Survey:
+    """What the first pass learned: how many findings, and how many block the pipeline (``--fail-on``)."""
+
+    findings: int = 0
+    blocking: int = 0
+
+
+def survey(parser: SourceParser, document: Any, secret_salt: str | None, fail_on: str | None) -> Survey:
+    """Read the whole report once, keeping no finding: it is valid (else IngestError), counted and gated."""
+    result = Survey()
+    floor = SEVERITY_MIN_SCORE[Severity(fail_on)] if fail_on else None
+    for finding in findings_of(parser, document, secret_salt):
+        result.findings += 1
+        if floor is not None and _blocks(finding, floor):
+            result.blocking += 1
+    return result
+
+
+def _blocks(finding: NormalizedFinding, floor: float) -> bool:
+    return finding.severity >= floor and finding.status in (None, SourceStatus.open)
 
 
 def _post(client: httpx.Client, path: str, content: bytes, params: dict[str, str]) -> dict[str, Any]:
@@ -88,44 +117,65 @@ def _post(client: httpx.Client, path: str, content: bytes, params: dict[str, str
     return body
 
 
-def send(
-    client: httpx.Client,
-    data: bytes,
-    format_name: str,
-    findings: list[NormalizedFinding],
-    *,
-    scope: str | None,
-    complete: bool,
-    batch_size: int,
-    max_request_bytes: int,
-    progress: Any = None,
+def send_whole(
+    client: httpx.Client, data: bytes, format_name: str, *, scope: str | None, complete: bool
 ) -> Totals:
-    totals = Totals()
+    """The report as it is, to ``/v1/ingest/{format}`` (parsed and stored by the server in one go)."""
     params: dict[str, str] = {"scope": scope} if scope else {}
     if complete:
         params["complete"] = "true"
-    if len(data) <= max_request_bytes or not findings:
-        totals.add(_post(client, f"/v1/ingest/{format_name}", data, params))
-        if progress:
-            progress(f"sent the report whole: {len(findings)} findings")
-        return totals
+    totals = Totals()
+    totals.add(_post(client, f"/v1/ingest/{format_name}", data, params))
+    return totals
+
+
+def send_batches(
+    client: httpx.Client,
+    findings: Iterable[NormalizedFinding],
+    format_name: str,
+    *,
+    total: int,
+    scope: str | None,
+    complete: bool,
+    batch_size: int,
+    progress: Any = None,
+) -> Totals:
+    """Native batches of ``batch_size`` findings under one scan id, built and sent one at a time; the last
+    one (``total`` findings in all, from the survey) completes the scan when ``complete``."""
+    totals = Totals()
     scan = new_id()
-    batches = [findings[i : i + batch_size] for i in range(0, len(findings), batch_size)]
-    for number, batch in enumerate(batches, start=1):
-        part = {"scope": scope, "scan": scan} if scope else {}
-        if scope:
-            part["report_format"] = format_name
-        if complete and number == len(batches):
+    count = max(1, -(-total // batch_size))
+    batches = _batched(findings, batch_size)
+    batch = next(batches, None)
+    number = 0
+    while batch is not None:
+        # One batch ahead: the last one is known when it is sent (it completes the scan).
+        following = next(batches, None)
+        number += 1
+        part = {"scope": scope, "scan": scan, "report_format": format_name} if scope else {}
+        if complete and following is None:
             part["complete"] = "true"
         payload = orjson.dumps({"findings": [f.model_dump(mode="json", exclude_none=True) for f in batch]})
         body = _post(client, "/v1/ingest/native", payload, part)
         totals.add(body)
         if progress:
             progress(
-                f"batch {number}/{len(batches)}: {len(batch)} findings, created {body['created']}, "
+                f"batch {number}/{count}: {len(batch)} findings, created {body['created']}, "
                 f"updated {body['updated']}, unchanged {body['unchanged']}"
             )
+        batch, payload = following, b""
     return totals
+
+
+def _batched(findings: Iterable[NormalizedFinding], size: int) -> Iterator[tuple[NormalizedFinding, ...]]:
+    batch: list[NormalizedFinding] = []
+    for finding in findings:
+        batch.append(finding)
+        if len(batch) == size:
+            yield tuple(batch)
+            batch = []
+    if batch:
+        yield tuple(batch)
 
 
 def progress_to_stderr(line: str) -> None:

@@ -2,14 +2,16 @@
 
 Explicit rather than discovered (entry points, module scanning): adding a format is a module plus one line
 in ``PARSERS``, and what the service accepts is visible in one place. A parser is anything with
-``name: str`` and ``parse(document) -> list[NormalizedFinding]`` (``app.contracts.SourceParser``); a module
-satisfies it, so each parser is a module of pure functions. A parser may also define
+``name: str``, ``iter_findings(document, *, secret_salt=None)`` yielding ``NormalizedFinding`` objects and
+``parse`` returning them as a list (``app.contracts.SourceParser``); a module satisfies it, so each parser is
+a module of pure functions. A parser may also define
 ``detect(document) -> bool`` so ``POST /v1/ingest/auto`` can pick the format; detect must be cheap (look at
 top-level keys only) and must never raise.
 
-Contract for callers (``POST /v1/ingest/{format}``): ``get_parser(format).parse(document)`` raises
+Contract for callers (``POST /v1/ingest/{format}``): ``get_parser(format).iter_findings(document)`` raises
 ``ValueError`` with a message that is safe to return to the client (a 422) when the document is not in
-that format; it never performs I/O.
+that format, possibly after yielding some findings (so a caller stores a report in one transaction); it
+never performs I/O. Callers pass the deployment's ``TOCSIN_SECRET_SALT`` as ``secret_salt``.
 """
 
 from __future__ import annotations
@@ -105,8 +107,8 @@ def check_registry(parsers: tuple[SourceParser, ...] = PARSERS) -> None:
     """Verify each entry against the SourceParser protocol at run time (not only for mypy).
 
     Checks: ``name`` is a unique lower-case string usable as a URL segment and a finding ``source``;
-    ``parse`` is callable with exactly one positional argument; ``detect``, if present, is callable with
-    one argument. Raises RegistryError naming every entry at fault.
+    ``iter_findings`` and ``parse`` are callable with exactly one positional argument (the document) and a
+    ``secret_salt`` keyword; ``detect``, if present, is callable with one argument. Raises RegistryError naming every entry at fault.
     """
     problems: list[str] = []
     seen: set[str] = set()
@@ -121,7 +123,7 @@ def check_registry(parsers: tuple[SourceParser, ...] = PARSERS) -> None:
             problems.append(f"{label}: duplicate name {name!r}")
         else:
             seen.add(name)
-        for attribute, required in (("parse", True), ("detect", False)):
+        for attribute, required in (("iter_findings", True), ("parse", True), ("detect", False)):
             function = getattr(parser, attribute, None)
             if function is None and not required:
                 continue
@@ -129,6 +131,8 @@ def check_registry(parsers: tuple[SourceParser, ...] = PARSERS) -> None:
                 problems.append(f"{label}: {attribute} must be a function of one document")
             elif not _takes_one_argument(function):
                 problems.append(f"{label}: {attribute} must accept exactly one positional argument")
+            elif attribute != "detect" and not _takes_salt(function):
+                problems.append(f"{label}: {attribute} must accept a secret_salt keyword argument")
     if problems:
         raise RegistryError("source parser registry is invalid:\n  " + "\n  ".join(problems))
 
@@ -136,6 +140,18 @@ def check_registry(parsers: tuple[SourceParser, ...] = PARSERS) -> None:
 def _detector(parser: SourceParser) -> Callable[[Any], bool] | None:
     detector = getattr(parser, "detect", None)
     return detector if callable(detector) else None
+
+
+def _takes_salt(function: Callable[..., Any]) -> bool:
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return True
+    try:
+        signature.bind(object(), secret_salt=None)
+    except TypeError:
+        return False
+    return True
 
 
 def _takes_one_argument(function: Callable[..., Any]) -> bool:

@@ -60,6 +60,13 @@ def assert_parser_conformance(
     again = parser.parse(copy.deepcopy(document))
     if _dump_all(again) != _dump_all(findings):
         raise ConformanceError(f"{parser.name}: parsing the same document twice gave different findings")
+    stream = parser.iter_findings(copy.deepcopy(document))
+    if not isinstance(stream, Iterator):
+        raise ConformanceError(
+            f"{parser.name}: iter_findings() must return an iterator, got {type(stream).__name__}"
+        )
+    if _dump_all(list(stream)) != _dump_all(findings):
+        raise ConformanceError(f"{parser.name}: iter_findings() and parse() gave different findings")
     return findings
 
 

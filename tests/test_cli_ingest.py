@@ -90,3 +90,33 @@ def test_bad_input_and_refusals_have_distinct_exit_codes(
     assert code == 1 and "401" in err
     monkeypatch.delenv("TOCSIN_TOKEN")
     assert cli(str(garbage))[0] == 2
+
+
+def test_a_report_bad_in_a_late_entry_sends_no_batch(cli: Any, tmp_path: Path, client: Any) -> None:
+    vulns = [vuln(VulnerabilityID=f"CVE-{i}", PkgName=f"p{i}") for i in range(30)]
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(report(os_result(*vulns, {"PkgName": "no-id"}))))
+    code, _, err = cli(str(path), "--max-request-bytes", "10", "--batch-size", "5")
+    assert code == 2 and "Vulnerabilities[30]" in err
+    assert "batch" not in err
+    assert client.get("/v1/stats").json()["total"] == 0
+
+
+def test_batches_and_whole_reports_scope_path_only_findings_alike(
+    cli: Any, tmp_path: Path, client: Any
+) -> None:
+    leaks = [
+        {"RuleID": "generic-api-key", "Secret": f"s3cr3t-value-{i:012d}", "File": f"f{i}.env", "StartLine": 1}
+        for i in range(3)
+    ]
+    path = tmp_path / "gitleaks.json"
+    path.write_text(json.dumps(leaks))
+    scope = ["--format", "gitleaks", "--scope", "repo:acme/api@main"]
+    code, out, err = cli(str(path), *scope, "--max-request-bytes", "10", "--batch-size", "2")
+    assert code == 0 and "batch 2/2" in err and "created 3" in out, err
+    code, out, err = cli(str(path), *scope)
+    assert code == 0 and "created 0" in out and "unchanged 3" in out, err
+    assert {
+        client.get(f"/v1/findings/{item['id']}").json()["location"]["repository"]
+        for item in client.get("/v1/findings").json()["items"]
+    } == {"acme/api"}

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from app.api.deps import EngineDep, IngestCaller, IngestOrApiKeyCaller, RawBody, SettingsDep
 from app.api.docs import error_responses
-from app.api.ingest import ingest_format, store_items
+from app.api.ingest import ReportBodyDep, ingest_format, store_items
 from app.api.schemas import ErrorBody, IngestResponse, ReportIngestResponse
 from app.aws import eventbridge, sns
 from app.errors import PayloadTooLarge, ValidationFailed
@@ -254,6 +254,6 @@ def ingest_sns(
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}},
 )
 def ingest_securityhub(
-    body: RawBody, caller: IngestCaller, engine: EngineDep, settings: SettingsDep
+    body: ReportBodyDep, caller: IngestCaller, engine: EngineDep, settings: SettingsDep
 ) -> ReportIngestResponse:
     return ingest_format("asff", body, caller, engine, settings)

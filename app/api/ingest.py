@@ -3,26 +3,33 @@
 The document is parsed by the format's pure parser (integrations/sources) into native findings, which
 then go through the same pipeline as ``POST /v1/findings``, in one transaction: a report is stored whole
 or not at all, and re-posting it is harmless.
+
+Memory stays at about one copy of the document: the body is read into one buffer and dropped once decoded
+(the parsed tree is the copy kept); the parser yields findings lazily and they are stored
+``max_batch_findings`` at a time, each chunk dropped before the next is built. A parser error in a later
+chunk rolls the whole transaction back (422, nothing stored).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy import Engine
 
-from app.api.deps import EngineDep, IngestCaller, RawBody, SettingsDep
+from app.api.deps import EngineDep, IngestCaller, SettingsDep
 from app.api.docs import error_responses
 from app.api.findings import decode_batch, ingest_response
 from app.api.schemas import IngestResponse, ReportIngestResponse
 from app.auth import Principal
 from app.clock import new_id
+from app.contracts import NormalizedFinding, SourceParser
 from app.db import run_transaction
 from app.errors import NotFoundError, ValidationFailed
 from app.pipeline import ingest
-from app.pipeline.normalize import ItemError, ValidItem, validate_items
-from app.reports import ReportDecodeError, decode_report
+from app.pipeline.normalize import ItemError, ValidItem, in_repository, scope_repository, validate_items
+from app.reports import ReportDecodeError, decode_report, is_blank
 from app.settings import Settings
 from integrations import registry
 
@@ -32,7 +39,36 @@ NATIVE = "native"
 JSON_LINES_FORMATS = frozenset({"trufflehog", "nuclei"})
 
 
-def _decode(body: bytes) -> Any:
+class ReportBody:
+    """The posted report, read into one buffer and handed over once (``take``), so that the bytes can be
+    freed as soon as they are decoded: FastAPI keeps every dependency's value until the response is sent."""
+
+    def __init__(self, data: bytearray) -> None:
+        self._data = data
+
+    def take(self) -> bytearray:
+        data, self._data = self._data, bytearray()
+        return data
+
+
+async def read_report(request: Request) -> ReportBody:
+    """The body in one buffer, sized from Content-Length when given (``request.body()`` would hold the
+    chunks and their join at once, then keep the result for the whole request). The body-size middleware
+    refuses one over the limit as it streams."""
+    declared = request.headers.get("content-length", "")
+    data = bytearray(int(declared)) if declared.isdigit() else bytearray()
+    size = 0
+    async for chunk in request.stream():
+        data[size : size + len(chunk)] = chunk
+        size += len(chunk)
+    del data[size:]
+    return ReportBody(data)
+
+
+ReportBodyDep = Annotated[ReportBody, Depends(read_report)]
+
+
+def _decode(body: bytes | bytearray) -> Any:
     """A JSON document, or JSON lines (TruffleHog, Nuclei) as the list of their objects."""
     try:
         return decode_report(body)
@@ -41,13 +77,40 @@ def _decode(body: bytes) -> Any:
         raise ValidationFailed(f"the body {exc}", field=field) from exc
 
 
-def _parse(format_name: str, document: Any) -> list[ValidItem]:
-    parser = registry.get_parser(format_name)
+def _findings(parser: SourceParser, document: Any, secret_salt: str | None) -> Iterator[NormalizedFinding]:
+    """The parser's findings, its ValueError (found at any point of the report) as a 422."""
     try:
-        findings = parser.parse(document)
+        yield from parser.iter_findings(document, secret_salt=secret_salt)
     except ValueError as exc:
         raise ValidationFailed(f"not a valid {parser.name} document: {exc}", field="body") from exc
-    return [ValidItem(index, finding, finding.raw) for index, finding in enumerate(findings)]
+
+
+class _Chunks:
+    """Findings in chunks of ``size`` ValidItems, indexed across the whole report and placed in the scope's
+    repository; ``count`` is how many were read."""
+
+    def __init__(self, findings: Iterable[NormalizedFinding], size: int, repository: str | None) -> None:
+        self.findings = findings
+        self.size = size
+        self.repository = repository
+        self.count = 0
+
+    def __iter__(self) -> Iterator[list[ValidItem]]:
+        chunk: list[ValidItem] = []
+        for finding in self.findings:
+            if self.repository:
+                finding = in_repository(finding, self.repository)
+            chunk.append(ValidItem(self.count, finding, finding.raw))
+            self.count += 1
+            if len(chunk) == self.size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+
+def _salt(settings: Settings) -> str | None:
+    return settings.secret_salt.get_secret_value() if settings.secret_salt else None
 
 
 def store_items(
@@ -129,34 +192,72 @@ class ScanParams:
         )
 
 
-def _store(
+def _store_report(
     format_name: str,
-    items: list[ValidItem],
-    failed: list[ItemError],
+    document: Any,
     caller: Principal,
     engine: Engine,
     settings: Settings,
     scan: ingest.Scan | None,
+    repository: str | None,
 ) -> ReportIngestResponse:
-    stored = store_items(items, failed, caller.name, engine, settings, scan)
+    """Parse and store a report chunk by chunk in one transaction (retried whole: the parse starts over)."""
+    parser = registry.get_parser(format_name)
+    counted: list[_Chunks] = []
+
+    def work(session: Any) -> ingest.IngestOutcome:
+        chunks = _Chunks(
+            _findings(parser, document, _salt(settings)), settings.max_batch_findings, repository
+        )
+        counted[:] = [chunks]
+        return ingest.ingest_chunks(session, chunks, caller.name, settings.scoring, scan=scan)
+
+    outcome = run_transaction(engine, work, settings.ingest_retry_attempts)
+    stored = ingest_response(counted[0].count, outcome, [])
     return ReportIngestResponse(format=format_name, **stored.model_dump())
+
+
+def _store_native(
+    items: list[Any],
+    caller: Principal,
+    engine: Engine,
+    settings: Settings,
+    scan: ingest.Scan | None,
+    repository: str | None,
+) -> ReportIngestResponse:
+    # Same item-by-item validation as POST /v1/findings: valid findings stored, others reported.
+    valid, failed = validate_items(items)
+    if repository:
+        valid = [ValidItem(v.index, in_repository(v.finding, repository), v.raw) for v in valid]
+    stored = store_items(valid, failed, caller.name, engine, settings, scan)
+    return ReportIngestResponse(format=NATIVE, **stored.model_dump())
+
+
+def _native_items(document: Any, limit: int) -> list[Any]:
+    """The findings of a native batch detected by /auto (the envelope is what ``native.detect`` checked)."""
+    items: list[Any] = document["findings"]
+    if not 1 <= len(items) <= limit:
+        raise ValidationFailed(
+            f"findings must hold 1 to {limit} findings per request, got {len(items)}; split the batch",
+            field="findings",
+        )
+    return items
 
 
 def _ingest_document(
     format_name: str,
     document: Any,
-    body: bytes,
     caller: Principal,
     engine: Engine,
     settings: Settings,
     scan: ScanParams | None = None,
 ) -> ReportIngestResponse:
     report_scan = scan.scan_for(format_name) if scan else None
+    repository = scope_repository(scan.scope) if scan else None
     if format_name == NATIVE:
-        # Same item-by-item validation as POST /v1/findings: valid findings stored, others reported.
-        valid, failed = validate_items(decode_batch(body, settings.max_batch_findings))
-        return _store(NATIVE, valid, failed, caller, engine, settings, report_scan)
-    return _store(format_name, _parse(format_name, document), [], caller, engine, settings, report_scan)
+        items = _native_items(document, settings.max_batch_findings)
+        return _store_native(items, caller, engine, settings, report_scan, repository)
+    return _store_report(format_name, document, caller, engine, settings, report_scan, repository)
 
 
 FORMATS_TEXT = ", ".join(registry.parser_names())
@@ -172,13 +273,13 @@ FORMATS_TEXT = ", ".join(registry.parser_names())
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}},
 )
 def ingest_auto(
-    body: RawBody,
+    body: ReportBodyDep,
     caller: IngestCaller,
     engine: EngineDep,
     settings: SettingsDep,
     scan: Annotated[ScanParams, Depends()],
 ) -> ReportIngestResponse:
-    document = _decode(body)
+    document = _decode(body.take())
     format_name = registry.detect(document)
     if format_name is None:
         raise ValidationFailed(
@@ -186,7 +287,7 @@ def ingest_auto(
             "Post it to /v1/ingest/{format} to name the format yourself.",
             field="body",
         )
-    return _ingest_document(format_name, document, body, caller, engine, settings, scan)
+    return _ingest_document(format_name, document, caller, engine, settings, scan)
 
 
 @router.post(
@@ -200,7 +301,7 @@ def ingest_auto(
 )
 def ingest_format(
     format_name: Annotated[str, Path(max_length=64, description=f"One of: {FORMATS_TEXT}.")],
-    body: RawBody,
+    body: ReportBodyDep,
     caller: IngestCaller,
     engine: EngineDep,
     settings: SettingsDep,
@@ -211,6 +312,13 @@ def ingest_format(
     except registry.UnknownFormatError as exc:
         raise NotFoundError(str(exc)) from exc
     name = format_name.lower()
+    if name == NATIVE:
+        report_scan = scan.scan_for(NATIVE) if scan else None
+        repository = scope_repository(scan.scope) if scan else None
+        items = decode_batch(bytes(body.take()), settings.max_batch_findings)
+        return _store_native(items, caller, engine, settings, report_scan, repository)
+    data = body.take()
     # Line-oriented tools print nothing when they find nothing: an empty body is an empty scan.
-    document = [] if name in JSON_LINES_FORMATS and not body.strip() else _decode(body)
-    return _ingest_document(name, document, body, caller, engine, settings, scan)
+    document = [] if name in JSON_LINES_FORMATS and is_blank(data) else _decode(data)
+    del data  # the parsed document is the one copy kept from here on
+    return _ingest_document(name, document, caller, engine, settings, scan)

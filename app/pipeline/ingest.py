@@ -6,6 +6,7 @@ Routing and the outbox plug in after scoring (later issues).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -70,8 +71,29 @@ def ingest(
 ) -> IngestOutcome:
     """Store a batch of validated findings and return the outcome of each batch index. With a complete
     ``scan``, the scope's findings this report no longer carries are then resolved (same transaction)."""
+    return ingest_chunks(session, [items], actor, weights, now, scan)
+
+
+def ingest_chunks(
+    session: Session,
+    chunks: Iterable[list[ValidItem]],
+    actor: str,
+    weights: ScoringWeights,
+    now: datetime | None = None,
+    scan: Scan | None = None,
+) -> IngestOutcome:
+    """``ingest`` over a report consumed chunk by chunk (each chunk is stored, then dropped by the caller's
+    iterator), all in the caller's one transaction; indexes run across chunks. A complete ``scan`` is
+    resolved once, after the last chunk. A finding repeated in a later chunk is a repeat of the row the
+    earlier chunk wrote."""
     now = now or utcnow()
-    outcome = _store(session, items, actor, weights, now, scan)
+    outcome = IngestOutcome()
+    for items in chunks:
+        part = _store(session, items, actor, weights, now, scan)
+        outcome.created += part.created
+        outcome.updated += part.updated
+        outcome.unchanged += part.unchanged
+        outcome.results.update(part.results)
     if scan is not None and scan.complete:
         resolved = dedupe.resolve_absent(session, scan.scope, scan.id, actor, now)
         outcome.resolved = len(resolved)

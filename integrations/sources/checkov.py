@@ -34,6 +34,7 @@ document is not a Checkov report.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,11 +82,11 @@ def detect(document: Any) -> bool:
     return _is_report(document) or _is_bare_summary(document)
 
 
-def parse(document: Any) -> list[NormalizedFinding]:
+def iter_findings(document: Any, *, secret_salt: str | None = None) -> Iterator[NormalizedFinding]:
     """Failed, passed and skipped checks of every framework, in report order. Raises ValueError (safe to
     show) when the document is not a Checkov report."""
     if _is_bare_summary(document):
-        return []
+        return
     reports, paths = (
         (document, [f"$[{i}]" for i in range(len(document))])
         if isinstance(document, list)
@@ -113,8 +114,13 @@ def parse(document: Any) -> list[NormalizedFinding]:
                 item_path = f"{path}.results.{key}[{index}]"
                 if not isinstance(item, dict):
                     raise ValueError(f"not a Checkov JSON report: {item_path} must be an object")
-                checks.append(_read(check_type, item, status, item_path, len(checks)))
-    return _build(checks)
+                checks.append(_read(check_type, item, status, item_path, len(checks), secret_salt))
+    yield from _build(checks)
+
+
+def parse(document: Any, *, secret_salt: str | None = None) -> list[NormalizedFinding]:
+    """``iter_findings`` as a list, for small documents."""
+    return list(iter_findings(document, secret_salt=secret_salt))
 
 
 def _is_report(value: Any) -> bool:
@@ -136,13 +142,15 @@ def _required(item: dict[str, Any], key: str, path: str) -> str:
     return value
 
 
-def _read(check_type: str, item: dict[str, Any], status: SourceStatus, path: str, order: int) -> _Check:
+def _read(
+    check_type: str, item: dict[str, Any], status: SourceStatus, path: str, order: int, salt: str | None
+) -> _Check:
     check_id = _required(item, "check_id", path)
     check_name = _text(item.get("check_name"))
     resource = _text(item.get("resource"))
     file_path = (_text(item.get("repo_file_path")) or _text(item.get("file_path"))).lstrip("/")
     secrets = [resource] if check_type == _SECRETS_FRAMEWORK and resource else []
-    resource_key = secret_digest(resource) if secrets else resource
+    resource_key = secret_digest(resource, salt) if secrets else resource
     digest = hashlib.sha256(orjson.dumps([check_id, file_path, resource_key])).hexdigest()[:32]
     line_range = item.get("file_line_range")
     line = _line(line_range[0]) if isinstance(line_range, list) and line_range else None

@@ -3,7 +3,7 @@ EventBridge event whose ``detail.findings`` holds them. Used by the ASFF and OCS
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from app.contracts import NormalizedFinding
@@ -30,14 +30,12 @@ def first_finding_matches(document: Any, looks_like: Callable[[Any], bool]) -> b
 
 def read_each(
     items: list[Any], path: str, read: Callable[[dict[str, Any], str], NormalizedFinding], format_label: str
-) -> list[NormalizedFinding]:
-    """Every finding in order; a non-object item is refused naming its JSON path."""
-    findings: list[NormalizedFinding] = []
+) -> Iterator[NormalizedFinding]:
+    """Every finding in order, one at a time; a non-object item is refused naming its JSON path."""
     for index, item in enumerate(items):
         item_path = f"{path}[{index}]" if path else "$"
         if not isinstance(item, dict):
             raise ValueError(
                 f"not {format_label} finding: {item_path} is a {type(item).__name__}, not an object"
             )
-        findings.append(read(item, item_path))
-    return findings
+        yield read(item, item_path)

@@ -36,6 +36,7 @@ the commit's date (in ``context``), not when the leak was seen.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -61,10 +62,10 @@ def detect(document: Any) -> bool:
     return isinstance(first.get("rule"), str) and "offender" in first and "file" in first
 
 
-def parse(document: Any) -> list[NormalizedFinding]:
+def iter_findings(document: Any, *, secret_salt: str | None = None) -> Iterator[NormalizedFinding]:
     """One finding per distinct secret, in report order. Raises ValueError (safe to show) if not Gitleaks."""
     if document is None:
-        return []
+        return
     if not isinstance(document, list):
         raise ValueError(
             f"not a Gitleaks JSON report: expected an array of leaks, got {type(document).__name__}"
@@ -76,11 +77,16 @@ def parse(document: Any) -> list[NormalizedFinding]:
             raise ValueError(
                 f"not a Gitleaks JSON report: {path} must be an object, got {type(item).__name__}"
             )
-        leak = _Leak(item, path)
+        leak = _Leak(item, path, secret_salt)
         groups.setdefault(leak.key, []).append(leak)
     # Every secret of the report is masked in every finding (a commit message may quote another leak).
     redactor = Redactor(value for members in groups.values() for leak in members for value in leak.masked)
-    return [_finding(members, redactor) for members in groups.values()]
+    yield from (_finding(members, redactor) for members in groups.values())
+
+
+def parse(document: Any, *, secret_salt: str | None = None) -> list[NormalizedFinding]:
+    """``iter_findings`` as a list, for small documents."""
+    return list(iter_findings(document, secret_salt=secret_salt))
 
 
 class _Leak:
@@ -88,7 +94,7 @@ class _Leak:
 
     __slots__ = ("commit", "date", "item", "key", "line", "masked", "rule", "secret", "version")
 
-    def __init__(self, item: dict[str, Any], path: str) -> None:
+    def __init__(self, item: dict[str, Any], path: str, salt: str | None) -> None:
         v8 = "RuleID" in item or "Secret" in item or "Match" in item
         self.version = 8 if v8 else 7
         rule_key = "RuleID" if v8 else "rule"
@@ -110,7 +116,7 @@ class _Leak:
         date = _text(item.get("Date" if v8 else "date"))
         self.date = "" if date.startswith(_ZERO_DATE) else date
         if self.secret:
-            identity = secret_digest(self.secret)
+            identity = secret_digest(self.secret, salt)
         else:
             shown = collapse_whitespace(_raw_text(item.get("line")) or match)
             identity = "redacted:" + (

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,7 +114,7 @@ def detect(document: Any) -> bool:
     )
 
 
-def parse(document: Any) -> list[NormalizedFinding]:
+def iter_findings(document: Any, *, secret_salt: str | None = None) -> Iterator[NormalizedFinding]:
     """Every match, then every ignored match, folded by key. Raises ValueError naming the JSON path."""
     if not isinstance(document, dict):
         raise ValueError(
@@ -137,7 +138,12 @@ def parse(document: Any) -> list[NormalizedFinding]:
             continue
         aliases = [f"{name}:{key}" for key in related if key not in primary][:MAX_ALIASES]
         findings[source_id] = _finding(scope, match, path, source_id, aliases, suppressed)
-    return list(findings.values())
+    yield from findings.values()
+
+
+def parse(document: Any, *, secret_salt: str | None = None) -> list[NormalizedFinding]:
+    """``iter_findings`` as a list, for small documents."""
+    return list(iter_findings(document, secret_salt=secret_salt))
 
 
 def _object(value: Any, path: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ the valid findings and reports the others; route native batches there when parti
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import ValidationError
@@ -21,10 +22,9 @@ def detect(document: Any) -> bool:
     return isinstance(document, dict) and isinstance(document.get("findings"), list) and len(document) == 1
 
 
-def parse(document: Any) -> list[NormalizedFinding]:
+def iter_findings(document: Any, *, secret_salt: str | None = None) -> Iterator[NormalizedFinding]:
     if not detect(document):
         raise ValueError('not a native batch: expected {"findings": [...]} and no other keys')
-    findings: list[NormalizedFinding] = []
     for index, item in enumerate(document["findings"]):
         if not isinstance(item, dict):
             raise ValueError(f"findings[{index}]: must be an object, got {type(item).__name__}")
@@ -38,5 +38,9 @@ def parse(document: Any) -> list[NormalizedFinding]:
             raise ValueError(f"findings[{index}]: {problems}") from None
         if finding.raw is None:
             finding = finding.model_copy(update={"raw": item})
-        findings.append(finding)
-    return findings
+        yield finding
+
+
+def parse(document: Any, *, secret_salt: str | None = None) -> list[NormalizedFinding]:
+    """``iter_findings`` as a list, for small documents."""
+    return list(iter_findings(document, secret_salt=secret_salt))

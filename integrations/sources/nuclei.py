@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -76,7 +77,7 @@ def detect(document: Any) -> bool:
     )
 
 
-def parse(document: Any) -> list[NormalizedFinding]:
+def iter_findings(document: Any, *, secret_salt: str | None = None) -> Iterator[NormalizedFinding]:
     """Every result, repeats of a key folded. Raises ValueError naming the JSON path."""
     if isinstance(document, dict):
         items, prefix = [document], None
@@ -96,7 +97,12 @@ def parse(document: Any) -> list[NormalizedFinding]:
         key = finding.source_id or ""
         existing = findings.get(key)
         findings[key] = finding if existing is None else _fold(existing, finding)
-    return list(findings.values())
+    yield from findings.values()
+
+
+def parse(document: Any, *, secret_salt: str | None = None) -> list[NormalizedFinding]:
+    """``iter_findings`` as a list, for small documents."""
+    return list(iter_findings(document, secret_salt=secret_salt))
 
 
 def _finding(item: dict[str, Any], path: str) -> NormalizedFinding:

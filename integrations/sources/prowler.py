@@ -44,6 +44,7 @@ they mean the same (``event_code``, ``status_code``, ``compliance.frameworks``, 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from app.contracts import MAX_ID, MAX_TEXT, MAX_TITLE, NormalizedFinding, SourceStatus, parse_severity
@@ -75,10 +76,11 @@ def detect(document: Any) -> bool:
     return isinstance(first, dict) and (_is_v3(first) or _is_v2(first))
 
 
-def parse(document: Any) -> list[NormalizedFinding]:
+def iter_findings(document: Any, *, secret_salt: str | None = None) -> Iterator[NormalizedFinding]:
     """Every result (OCSF documents through the ``ocsf`` parser). Raises ValueError naming the JSON path."""
     if ocsf.detect(document):
-        return ocsf.parse(document)
+        yield from ocsf.iter_findings(document, secret_salt=secret_salt)
+        return
     if isinstance(document, dict):
         items, prefix = [document], None
     elif isinstance(document, list):
@@ -111,7 +113,12 @@ def parse(document: Any) -> list[NormalizedFinding]:
             chosen[key] = (rank, finding, current[2] + 1)
         else:
             chosen[key] = (current[0], current[1], current[2] + 1)
-    return [_counted(finding, results) for _rank, finding, results in chosen.values()]
+    yield from (_counted(finding, results) for _rank, finding, results in chosen.values())
+
+
+def parse(document: Any, *, secret_salt: str | None = None) -> list[NormalizedFinding]:
+    """``iter_findings`` as a list, for small documents."""
+    return list(iter_findings(document, secret_salt=secret_salt))
 
 
 def _is_v3(item: dict[str, Any]) -> bool:

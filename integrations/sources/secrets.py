@@ -17,12 +17,13 @@ a source line) is replaced by its **masked form** in every field, ``raw`` includ
 
 Identity. A re-scan must find the same finding although the value is gone, so parsers key secret findings
 by ``secret_digest(value)``: an HMAC-SHA256 of the value keyed by a salt, truncated to 128 bits. The salt
-here is a constant shared by every format (``DEFAULT_SALT``), so the same secret reported by two tools gets
-the same digest; that is what a pure parser can do. It stops precomputed tables and keeps the digest from
-equalling any hash published elsewhere, but anyone who reads the database *and* this source can test guesses
-offline, which matters only for low-entropy secrets (passwords). A deployment that wants more needs a
-deployment-wide secret salt from settings (say ``TOCSIN_SECRET_SALT``) passed down to the parsers; changing
-it re-keys every secret finding once (they would be reported as new and the old ones left to resolve).
+is the deployment's ``TOCSIN_SECRET_SALT``, which the caller passes to ``parse(document, secret_salt=...)``
+(parsers read no settings); every format uses the same one, so the same secret reported by two tools gets
+the same digest. Unset, it is the constant ``DEFAULT_SALT``: that stops precomputed tables and keeps the
+digest from equalling any hash published elsewhere, but anyone who reads the database *and* this source can
+test guesses offline, which matters for low-entropy secrets (passwords); a deployment salt closes that.
+Changing the salt re-keys every secret finding once (they are reported as new and the old ones are left to
+resolve).
 """
 
 from __future__ import annotations
@@ -55,9 +56,13 @@ def mask(value: str) -> str:
     return f"{prefix}{ELLIPSIS}({len(value)})"
 
 
-def secret_digest(value: str, salt: str = DEFAULT_SALT) -> str:
-    """128 bits of HMAC-SHA256(salt, value): the stable, non-reversible stand-in for a secret in keys."""
-    digest = hmac.new(salt.encode("utf-8"), value.encode("utf-8", "surrogatepass"), hashlib.sha256)
+def secret_digest(value: str, salt: str | None = None) -> str:
+    """128 bits of HMAC-SHA256(salt, value): the stable, non-reversible stand-in for a secret in keys.
+    ``salt`` is the deployment's ``TOCSIN_SECRET_SALT`` as the caller passed it to ``parse``; None (unset)
+    means ``DEFAULT_SALT``."""
+    digest = hmac.new(
+        (salt or DEFAULT_SALT).encode("utf-8"), value.encode("utf-8", "surrogatepass"), hashlib.sha256
+    )
     return digest.hexdigest()[:32]
 
 

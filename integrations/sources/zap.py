@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from app.contracts import MAX_ID, MAX_TEXT, MAX_TITLE, NormalizedFinding, SourceStatus
@@ -76,7 +77,7 @@ def detect(document: Any) -> bool:
     )
 
 
-def parse(document: Any) -> list[NormalizedFinding]:
+def iter_findings(document: Any, *, secret_salt: str | None = None) -> Iterator[NormalizedFinding]:
     """One finding per alert and site, in report order. Raises ValueError naming the JSON path."""
     if not isinstance(document, dict):
         raise ValueError(
@@ -86,7 +87,6 @@ def parse(document: Any) -> list[NormalizedFinding]:
         raise ValueError("not a ZAP JSON report (traditional-json): $.site is missing")
     observed = timestamp(document.get("created"))
     version = text(document.get("@version"))
-    findings: list[NormalizedFinding] = []
     for site_index, site in enumerate(as_list(document.get("site"), "$.site")):
         site_path = f"$.site[{site_index}]"
         site = _object(site, site_path)
@@ -102,8 +102,12 @@ def parse(document: Any) -> list[NormalizedFinding]:
                 raise ValueError(f"not a ZAP alert: {path}.pluginid is missing")
             groups.setdefault(text(_str(alert.get("alertRef"))) or plugin, []).append(alert)
         for ref, alerts in groups.items():
-            findings.append(_finding(site, site_name, ref, alerts, observed, version))
-    return findings
+            yield _finding(site, site_name, ref, alerts, observed, version)
+
+
+def parse(document: Any, *, secret_salt: str | None = None) -> list[NormalizedFinding]:
+    """``iter_findings`` as a list, for small documents."""
+    return list(iter_findings(document, secret_salt=secret_salt))
 
 
 def _finding(

@@ -117,3 +117,37 @@ def test_json_lines_bodies_are_decoded_per_line(client: Any) -> None:
     assert broken.status_code == 422
     assert "line 2" in broken.json()["detail"]
     assert broken.json()["errors"][0]["field"] == "body.line[2]"
+
+
+def _chunked_client(settings: Any, engine: Any, batch: int) -> Any:
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from tests.conftest import ADMIN_TOKEN
+
+    app = create_app(settings.model_copy(update={"max_batch_findings": batch}), engine)
+    return TestClient(app, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+
+
+def test_a_report_is_stored_in_chunks_with_indexes_across_them(settings: Any, engine: Any) -> None:
+    with _chunked_client(settings, engine, 10) as client:
+        resp = post_report(client, "/v1/ingest/trivy", report("legacy_many_vulns.json"))
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        assert body["accepted"] == body["created"] == 93  # ten chunks, one transaction
+        assert [item["index"] for item in body["results"]] == list(range(93))
+        again = post_report(client, "/v1/ingest/trivy", report("legacy_many_vulns.json")).json()
+        assert (again["created"], again["unchanged"]) == (0, 93)
+
+
+def test_a_bad_entry_in_a_later_chunk_stores_nothing(settings: Any, engine: Any) -> None:
+    from tests.integrations._trivy_docs import os_result, vuln
+    from tests.integrations._trivy_docs import report as trivy_report
+
+    vulns = [vuln(VulnerabilityID=f"CVE-2020-{i}", PkgName=f"p{i}") for i in range(25)]
+    document = trivy_report(os_result(*vulns, {"PkgName": "no-id"}))
+    with _chunked_client(settings, engine, 10) as client:
+        resp = post_report(client, "/v1/ingest/trivy", json.dumps(document).encode())
+        assert resp.status_code == 422, resp.text
+        assert "Vulnerabilities[25]" in resp.text
+        assert client.get("/v1/stats").json()["total"] == 0

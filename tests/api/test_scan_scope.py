@@ -103,3 +103,32 @@ def test_an_empty_json_lines_report_is_an_empty_scan(client: Any) -> None:
     assert empty.status_code == 200, empty.text
     assert empty.json()["resolved"] == first.json()["created"]
     assert client.post("/v1/ingest/trivy", content=b"").status_code == 422  # not a line-oriented format
+
+
+def _gitleaks(path: str) -> bytes:
+    import json
+
+    leak = {"RuleID": "generic-api-key", "Secret": "s3cr3t-value-0123456789", "File": path, "StartLine": 3}
+    return json.dumps([leak]).encode()
+
+
+def test_a_repo_scope_places_path_only_findings_in_its_repository(client: Any) -> None:
+    def post(scope: str) -> dict[str, Any]:
+        resp = client.post(
+            "/v1/ingest/gitleaks",
+            content=_gitleaks("config/.env"),
+            params={"scope": scope},
+            headers={"content-type": "application/json"},
+        )
+        assert resp.status_code == 200, resp.text
+        body: dict[str, Any] = resp.json()
+        return body
+
+    assert post("repo:acme/api@main")["created"] == 1
+    assert post("repo:acme/web@main")["created"] == 1  # the same path in another repository
+    assert post("repo:acme/api@release")["unchanged"] == 1  # the branch is not part of the identity
+    repositories = sorted(
+        client.get(f"/v1/findings/{item['id']}").json()["location"]["repository"]
+        for item in client.get("/v1/findings").json()["items"]
+    )
+    assert repositories == ["acme/api", "acme/web"]

@@ -48,3 +48,28 @@ def test_gitleaks_secrets_are_nowhere(client: Any, engine: Engine, backend: str)
         blob = b"".join(p.read_bytes() for p in database.parent.glob(database.name + "*"))
         for secret in secrets:
             assert secret.encode() not in blob
+
+
+def test_the_deployment_salt_keys_secret_findings(settings: Any, engine: Engine) -> None:
+    from fastapi.testclient import TestClient
+    from pydantic import SecretStr
+
+    from app.main import create_app
+    from tests.conftest import ADMIN_TOKEN
+
+    body = (SCANNERS / "gitleaks" / "data_one.json").read_bytes()
+
+    def post(salt: str) -> dict[str, Any]:
+        app = create_app(settings.model_copy(update={"secret_salt": SecretStr(salt)}), engine)
+        with TestClient(app, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as client:
+            resp = client.post(
+                "/v1/ingest/gitleaks", content=body, headers={"content-type": "application/json"}
+            )
+            assert resp.status_code == 200, resp.text
+            answer: dict[str, Any] = resp.json()
+            return answer
+
+    first = post("salt-one-0123456789")
+    assert first["created"] >= 1
+    assert post("salt-one-0123456789")["created"] == 0  # the same salt deduplicates
+    assert post("salt-two-0123456789")["created"] == first["created"]  # another salt re-keys them

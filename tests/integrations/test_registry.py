@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -92,20 +93,26 @@ def test_detect(document: Any, expected: str | None) -> None:
     assert registry.detect_all(document) == ([expected] if expected else [])
 
 
-def _parse(document: Any) -> list[NormalizedFinding]:
+def _parse(document: Any, *, secret_salt: str | None = None) -> list[NormalizedFinding]:
     return []
 
 
+def _iter(document: Any, *, secret_salt: str | None = None) -> Iterator[NormalizedFinding]:
+    yield from ()
+
+
 def test_check_registry_reports_every_problem() -> None:
-    good = SimpleNamespace(name="good", parse=_parse)
+    good = SimpleNamespace(name="good", iter_findings=_iter, parse=_parse)
     broken = (
         good,
-        SimpleNamespace(name="good", parse=_parse),  # duplicate
-        SimpleNamespace(name="Bad Name", parse=_parse),
-        SimpleNamespace(name="noparse"),
-        SimpleNamespace(name="twoargs", parse=lambda document, options: []),
-        SimpleNamespace(name="baddetect", parse=_parse, detect="yes"),
-        SimpleNamespace(parse=_parse),
+        SimpleNamespace(name="good", iter_findings=_iter, parse=_parse),  # duplicate
+        SimpleNamespace(name="Bad Name", iter_findings=_iter, parse=_parse),
+        SimpleNamespace(name="noparse", iter_findings=_iter),
+        SimpleNamespace(name="twoargs", iter_findings=_iter, parse=lambda document, options: []),
+        SimpleNamespace(name="baddetect", iter_findings=_iter, parse=_parse, detect="yes"),
+        SimpleNamespace(name="nosalt", iter_findings=lambda document: iter(()), parse=_parse),
+        SimpleNamespace(name="noiter", parse=_parse),
+        SimpleNamespace(iter_findings=_iter, parse=_parse),
     )
     with pytest.raises(RegistryError) as error:
         registry.check_registry(broken)
@@ -115,5 +122,7 @@ def test_check_registry_reports_every_problem() -> None:
     assert "noparse" in message and "parse must be a function" in message
     assert "twoargs" in message and "exactly one positional argument" in message
     assert "detect must be a function" in message
+    assert "nosalt" in message and "iter_findings must accept a secret_salt keyword" in message
+    assert "noiter" in message and "iter_findings must be a function" in message
     assert "got None" in message
     registry.check_registry((good,))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -29,9 +30,11 @@ class Fake:
     def __init__(self, build: Any) -> None:
         self.build = build
 
-    def parse(self, document: Any) -> list[NormalizedFinding]:
-        result: list[NormalizedFinding] = self.build(document)
-        return result
+    def iter_findings(self, document: Any, *, secret_salt: str | None = None) -> Iterator[NormalizedFinding]:
+        yield from self.build(document)
+
+    def parse(self, document: Any, *, secret_salt: str | None = None) -> list[NormalizedFinding]:
+        return list(self.iter_findings(document))
 
     def detect(self, document: Any) -> bool:
         return isinstance(document, dict) and "fake" in document
@@ -54,6 +57,20 @@ def test_nondeterministic_parser_fails() -> None:
     parser = Fake(lambda doc: [make("a", title=f"t{next(counter)}")])
     with pytest.raises(ConformanceError, match="twice gave different findings"):
         assert_parser_conformance(parser, {})
+
+
+def test_a_stream_that_differs_from_the_list_fails() -> None:
+    class Lazy(Fake):
+        def iter_findings(
+            self, document: Any, *, secret_salt: str | None = None
+        ) -> Iterator[NormalizedFinding]:
+            yield make("a")
+
+        def parse(self, document: Any, *, secret_salt: str | None = None) -> list[NormalizedFinding]:
+            return list(self.build(document))
+
+    with pytest.raises(ConformanceError, match="iter_findings\\(\\) and parse\\(\\) gave different"):
+        assert_parser_conformance(Lazy(lambda doc: [make("a"), make("b")]), {})
 
 
 def test_parser_that_mutates_its_input_fails() -> None:

@@ -106,9 +106,14 @@ def detect(document: Any) -> bool:
     return _looks_like_finding(document)
 
 
-def parse(document: Any) -> list[NormalizedFinding]:
+def iter_findings(document: Any, *, secret_salt: str | None = None) -> Iterator[NormalizedFinding]:
     """Every finding of the document, in order. Raises ValueError (safe to show) naming the bad field."""
-    return [_finding(item, path, envelope) for item, path, envelope in _items(document)]
+    yield from (_finding(item, path, envelope) for item, path, envelope in _items(document))
+
+
+def parse(document: Any, *, secret_salt: str | None = None) -> list[NormalizedFinding]:
+    """``iter_findings`` as a list, for small documents."""
+    return list(iter_findings(document, secret_salt=secret_salt))
 
 
 def _looks_like_finding(item: Any) -> bool:

@@ -45,6 +45,7 @@ OCSF findings; one bad finding rejects the document, naming its index.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from app.contracts import NormalizedFinding
@@ -63,10 +64,15 @@ def detect(document: Any) -> bool:
     return first_finding_matches(document, _looks_like_finding)
 
 
-def parse(document: Any) -> list[NormalizedFinding]:
+def iter_findings(document: Any, *, secret_salt: str | None = None) -> Iterator[NormalizedFinding]:
     """Every finding of the document, in order. Raises ValueError (safe to show) naming the JSON path."""
     items, path = _findings(document)
-    return read_each(items, path, read_finding, "an OCSF")
+    yield from read_each(items, path, read_finding, "an OCSF")
+
+
+def parse(document: Any, *, secret_salt: str | None = None) -> list[NormalizedFinding]:
+    """``iter_findings`` as a list, for small documents."""
+    return list(iter_findings(document, secret_salt=secret_salt))
 
 
 def _looks_like_finding(item: Any) -> bool:

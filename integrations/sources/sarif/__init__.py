@@ -73,6 +73,7 @@ naming the JSON path, safe to return to the client.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from app.contracts import NormalizedFinding
@@ -96,7 +97,7 @@ def detect(document: Any) -> bool:
     return isinstance(schema, str) and "sarif" in schema.lower()
 
 
-def parse(document: Any) -> list[NormalizedFinding]:
+def iter_findings(document: Any, *, secret_salt: str | None = None) -> Iterator[NormalizedFinding]:
     """Every result of every run, in log order. Raises ValueError (safe to show) if it is not SARIF 2.1.0."""
     entries: list[Entry] = []
     for run_index, run in enumerate(_runs(document)):
@@ -104,8 +105,13 @@ def parse(document: Any) -> list[NormalizedFinding]:
         info = read_run(as_dict(run, path), path)
         for index, result in enumerate(as_list(run.get("results"), f"{path}.results")):
             result_path = f"{path}.results[{index}]"
-            entries.append(read_result(info, as_dict(result, result_path), len(entries)))
-    return _build(entries)
+            entries.append(read_result(info, as_dict(result, result_path), len(entries), secret_salt))
+    yield from _build(entries)
+
+
+def parse(document: Any, *, secret_salt: str | None = None) -> list[NormalizedFinding]:
+    """``iter_findings`` as a list, for small documents."""
+    return list(iter_findings(document, secret_salt=secret_salt))
 
 
 def _runs(document: Any) -> list[Any]:

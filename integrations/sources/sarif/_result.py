@@ -69,7 +69,7 @@ class _Where:
     logical: str
 
 
-def read_result(run: Run, result: dict[str, Any], order: int) -> Entry:
+def read_result(run: Run, result: dict[str, Any], order: int, salt: str | None = None) -> Entry:
     """Tolerant of missing optional objects: a result needs nothing but to be an object."""
     explicit_rule = text(result.get("ruleId")) or text(get_dict(result, "rule").get("id"))
     rule = run.rule(result, explicit_rule)
@@ -96,7 +96,7 @@ def read_result(run: Run, result: dict[str, Any], order: int) -> Entry:
         secret_values = (
             [secret_value] if secret_value else [where.snippet.strip(), where.context_snippet.strip()]
         )
-    key, method = _identity(result, key_rule, where, secret, secret_value)
+    key, method = _identity(result, key_rule, where, secret, secret_value, salt)
 
     heading = text(get_dict(rule, "shortDescription").get("text")) or text(rule_properties.get("name"))
     named = rule_name if rule_name != rule_id or secret else ""
@@ -222,7 +222,7 @@ def _line(value: Any) -> int | None:
 
 
 def _identity(
-    result: dict[str, Any], rule_id: str, where: _Where, secret: bool, secret_value: str
+    result: dict[str, Any], rule_id: str, where: _Where, secret: bool, secret_value: str, salt: str | None
 ) -> tuple[str, str]:
     """(key, method): the first of the rules in the package docstring that the result allows."""
     uri = where.path or where.full_uri or ""
@@ -230,7 +230,7 @@ def _identity(
     if secret:
         value = secret_value or snippet
         if value:
-            return _key("secret", rule_id, ["secret", rule_id, uri, secret_digest(value)]), "secret"
+            return _key("secret", rule_id, ["secret", rule_id, uri, secret_digest(value, salt)]), "secret"
         snippet = collapse_whitespace(where.context_snippet)  # keyed below by its salted digest
     fingerprints = _string_map(result.get("fingerprints"))
     if fingerprints:
@@ -246,7 +246,9 @@ def _identity(
         parts = ["partial", rule_id, uri, [[n, partial[n]] for n in names]]
         return _key("pfp", rule_id, parts), "partial:" + ",".join(names)
     if snippet and secret:
-        return _key("snippet", rule_id, ["secret-snippet", rule_id, uri, secret_digest(snippet)]), "snippet"
+        return _key(
+            "snippet", rule_id, ["secret-snippet", rule_id, uri, secret_digest(snippet, salt)]
+        ), "snippet"
     if snippet:
         digest = hashlib.sha256(snippet.encode("utf-8", "surrogatepass")).hexdigest()[:32]
         return _key("snippet", rule_id, ["snippet", rule_id, uri, digest]), "snippet"

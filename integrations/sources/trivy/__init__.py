@@ -85,14 +85,19 @@ def detect(document: Any) -> bool:
     return False
 
 
-def parse(document: Any) -> list[NormalizedFinding]:
-    """Every finding of the report, in report order. Raises ValueError (safe to show) if it is not one."""
-    findings: list[NormalizedFinding] = []
+def iter_findings(document: Any, *, secret_salt: str | None = None) -> Iterator[NormalizedFinding]:
+    """Every finding of the report, in report order, one at a time (nothing is folded, so nothing is held
+    back). Raises ValueError (safe to show) if it is not a report, possibly after yielding some findings.
+    ``secret_salt`` is unused: Trivy masks secrets itself and the key digests the masked line."""
     for scope, results, path in _layout(document):
         for index, result in enumerate(results):
             item_path = f"{path}[{index}]"
-            read_result(scope, as_dict(result, item_path), item_path, findings)
-    return findings
+            yield from read_result(scope, as_dict(result, item_path), item_path)
+
+
+def parse(document: Any, *, secret_salt: str | None = None) -> list[NormalizedFinding]:
+    """``iter_findings`` as a list, for small documents."""
+    return list(iter_findings(document, secret_salt=secret_salt))
 
 
 def _layout(document: Any) -> Iterator[tuple[Scope, list[Any], str]]:

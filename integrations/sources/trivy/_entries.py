@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from app.contracts import NormalizedFinding, SourceStatus
@@ -47,24 +47,25 @@ _QUOTED_CODE = ("Code", "RenderedCause")
 _KeyFn = Callable[[Scope, Result, dict[str, Any], str], str]
 
 
-def read_result(scope: Scope, raw: dict[str, Any], path: str, out: list[NormalizedFinding]) -> None:
+def read_result(scope: Scope, raw: dict[str, Any], path: str) -> Iterator[NormalizedFinding]:
+    """The findings of one result, one at a time (a report holds thousands; the caller batches them)."""
     target = text(raw.get("Target"))
     cls, rtype = text(raw.get("Class")), text(raw.get("Type"))
     os_match = OS_TARGET.match(target) if cls in ("os-pkgs", "") else None
     target_key = f"{os_match['name']} ({os_match['family']})" if os_match else target
     result = Result(target, target_key, cls or ("os-pkgs" if os_match else ""), rtype, path)
     for item, item_path in _items(raw, "Vulnerabilities", path):
-        out.append(_vulnerability(scope, result, item, item_path))
+        yield _vulnerability(scope, result, item, item_path)
     for item, source_id in _ranked(scope, result, _items(raw, "Misconfigurations", path), _misconf_key):
-        out.append(_misconfiguration(scope, result, item, source_id))
+        yield _misconfiguration(scope, result, item, source_id)
     for item, source_id in _ranked(scope, result, _items(raw, "Secrets", path), _secret_key):
-        out.append(_secret(scope, result, item, source_id))
+        yield _secret(scope, result, item, source_id)
     for item, item_path in _items(raw, "Licenses", path):
-        out.append(_license(scope, result, item, item_path))
+        yield _license(scope, result, item, item_path)
     for item, item_path in _items(raw, "ExperimentalModifiedFindings", path):
         suppressed = _suppressed(scope, result, item, item_path)
         if suppressed is not None:
-            out.append(suppressed)
+            yield suppressed
 
 
 def _items(raw: dict[str, Any], key: str, path: str) -> list[tuple[dict[str, Any], str]]:

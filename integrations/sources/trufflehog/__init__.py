@@ -39,6 +39,7 @@ secret included, without salt).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from app.contracts import MAX_ID, MAX_TEXT, MAX_TITLE, NormalizedFinding, SourceStatus
@@ -66,7 +67,7 @@ def detect(document: Any) -> bool:
     return isinstance(document, list) and bool(document) and _layout(document[0]) is not None
 
 
-def parse(document: Any) -> list[NormalizedFinding]:
+def iter_findings(document: Any, *, secret_salt: str | None = None) -> Iterator[NormalizedFinding]:
     """One finding per distinct secret, in report order. Raises ValueError (safe to show) if not TruffleHog."""
     items, single = ([document], True) if isinstance(document, dict) else (document, False)
     if not isinstance(items, list):
@@ -78,11 +79,16 @@ def parse(document: Any) -> list[NormalizedFinding]:
         path = "$" if single else f"$[{index}]"
         if not isinstance(item, dict):
             raise ValueError(f"not a TruffleHog report: {path} must be an object, got {type(item).__name__}")
-        for hit in _read(item, path):
+        for hit in _read(item, path, secret_salt):
             groups.setdefault((hit.source, hit.key), []).append(hit)
     # Every secret of the report is masked in every finding (a commit message may quote another one).
     redactor = redactor_for([hit for hits in groups.values() for hit in hits])
-    return [_finding(hits, redactor) for hits in groups.values()]
+    yield from (_finding(hits, redactor) for hits in groups.values())
+
+
+def parse(document: Any, *, secret_salt: str | None = None) -> list[NormalizedFinding]:
+    """``iter_findings`` as a list, for small documents."""
+    return list(iter_findings(document, secret_salt=secret_salt))
 
 
 def _layout(item: Any) -> str | None:
@@ -97,13 +103,13 @@ def _layout(item: Any) -> str | None:
     return None
 
 
-def _read(item: dict[str, Any], path: str) -> list[Hit]:
+def _read(item: dict[str, Any], path: str, salt: str | None) -> list[Hit]:
     layout = _layout(item)
     if layout == "legacy":
-        return read_legacy(item, path)
+        return read_legacy(item, path, salt)
     if layout == "trufflehog3":
-        return [read_trufflehog3(item, path)]
-    return [read_v3(item, path)]  # names the first missing v3 field when it is in no layout
+        return [read_trufflehog3(item, path, salt)]
+    return [read_v3(item, path, salt)]  # names the first missing v3 field when it is in no layout
 
 
 def _finding(hits: list[Hit], redactor: Redactor) -> NormalizedFinding:

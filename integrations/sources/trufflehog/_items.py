@@ -87,7 +87,7 @@ def decoded(value: str) -> str:
     return text_value if _PRINTABLE.match(text_value) else ""
 
 
-def read_v3(item: dict[str, Any], path: str) -> Hit:
+def read_v3(item: dict[str, Any], path: str, salt: str | None = None) -> Hit:
     """TruffleHog 3 (``trufflehog git|github|filesystem|s3|docker ... --json``), one JSON line."""
     detector = text(item.get("DetectorName"))
     if not detector:
@@ -105,7 +105,7 @@ def read_v3(item: dict[str, Any], path: str) -> Hit:
     where = [repository, *(text(meta.get(k)) for k in _LOCATION_KEYS)]
     if not any(where):
         where.append(text(meta.get("link")))
-    identity = secret_digest(secret) if secret else f"line:{line_number(meta.get('line'))}"
+    identity = secret_digest(secret, salt) if secret else f"line:{line_number(meta.get('line'))}"
     verified = item.get("Verified") is True
     bucket, image = text(meta.get("bucket")), text(meta.get("image"))
     resource_type, resource_id = (
@@ -147,7 +147,7 @@ def read_v3(item: dict[str, Any], path: str) -> Hit:
     )
 
 
-def read_legacy(item: dict[str, Any], path: str) -> list[Hit]:
+def read_legacy(item: dict[str, Any], path: str, salt: str | None = None) -> list[Hit]:
     """TruffleHog 2 (``trufflehog --json``, one JSON line per commit diff) and trufflehog3 before 3.0, which
     kept that layout: one hit per string found, the diff itself never kept."""
     reason = text(item.get("reason"))
@@ -169,7 +169,9 @@ def read_legacy(item: dict[str, Any], path: str) -> list[Hit]:
         hits.append(
             Hit(
                 source=SOURCE,
-                key=stable_key("secret", reason, ["legacy", reason, file_path, secret_digest(normalized)]),
+                key=stable_key(
+                    "secret", reason, ["legacy", reason, file_path, secret_digest(normalized, salt)]
+                ),
                 detector=reason,
                 description="",
                 secret_values=masked,
@@ -193,7 +195,7 @@ def read_legacy(item: dict[str, Any], path: str) -> list[Hit]:
     return hits
 
 
-def read_trufflehog3(item: dict[str, Any], path: str) -> Hit:
+def read_trufflehog3(item: dict[str, Any], path: str, salt: str | None = None) -> Hit:
     """trufflehog3 3.x (``trufflehog3 --format json``): ``{rule: {id, message, severity}, path, line,
     secret, context, branch, message, author, commit, date}``."""
     rule = item.get("rule")
@@ -207,7 +209,7 @@ def read_trufflehog3(item: dict[str, Any], path: str) -> Hit:
         severity = parse_severity(label) if label else UNVERIFIED_SEVERITY
     except ValueError:
         severity = UNVERIFIED_SEVERITY
-    identity = secret_digest(secret) if secret else f"line:{line_number(item.get('line'))}"
+    identity = secret_digest(secret, salt) if secret else f"line:{line_number(item.get('line'))}"
     return Hit(
         source=SOURCE_V3_TOOL,
         key=stable_key("secret", rule_id, ["trufflehog3", rule_id, file_path, identity]),
