@@ -14,7 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from sqlalchemy import Engine
 
 from app import __version__
-from app.api import audit, aws, errors, findings, health, ingest, middleware, stats, tokens
+from app.api import audit, aws, errors, findings, health, ingest, middleware, routing, stats, tokens
 from app.api.schemas import FindingBatch
 from app.db import create_db_engine
 from app.delivery import maintenance, pull_aws
@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     errors.install(app)
     middleware.install(app, settings.max_body_bytes, settings.max_report_bytes)
     # aws before ingest: its fixed /v1/ingest/... paths must win over /v1/ingest/{format_name}.
-    for module in (health, findings, stats, aws, ingest, tokens, audit):
+    for module in (health, findings, stats, aws, ingest, tokens, audit, routing):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -25,6 +25,8 @@ ENDPOINTS: list[tuple[str, str, str]] = [
     ("POST", "/v1/tokens", "admin"),
     ("DELETE", "/v1/tokens/{name}", "admin"),
     ("GET", "/v1/audit", "admin"),
+    ("POST", "/v1/routing/explain", "read"),
+    ("GET", "/v1/findings/{finding_id}/routing", "read"),
 ]
 ENDPOINT_IDS = [f"{method} {path}" for method, path, _ in ENDPOINTS]
 # Authenticated by a signature in the message, not a token (tests/api/test_sns.py).
@@ -39,6 +41,7 @@ _BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/ingest/securityhub"): {"Findings": []},
     ("PATCH", "/v1/findings/{finding_id}"): {"status": "acknowledged"},
     ("POST", "/v1/tokens"): {"name": "made-in-test", "scopes": ["read"]},
+    ("POST", "/v1/routing/explain"): {"finding": finding()},
 }
 
 
