@@ -328,7 +328,7 @@ def _compile(matchers: Matchers) -> tuple[_Check, ...]:
 # Compiled checks by the identity of the (frozen) Matchers object. The entry keeps the object alive, so
 # its id cannot be reused by another object while cached; the cache is bounded by clearing it.
 _COMPILED: dict[int, tuple[Matchers, tuple[_Check, ...]]] = {}
-_COMPILED_MAX = 16_384
+_COMPILED_MAX = 4096
 
 
 def _checks(matchers: Matchers) -> tuple[_Check, ...]:
