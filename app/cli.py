@@ -1,4 +1,4 @@
-"""The ``tocsin`` command: serve, migrate, tokens, pull."""
+"""The ``tocsin`` command: serve, worker, migrate, tokens, pull."""
 
 from __future__ import annotations
 
@@ -11,8 +11,12 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 BOOTSTRAP_ATTEMPTS = 3
 
@@ -105,6 +109,70 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server.run(sockets=[_reuse_port_socket(args.host, args.port)])
     else:
         server.run()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Deliver the outbox until SIGTERM/SIGINT (graceful: the groups being sent finish), or with --once
+    until nothing is due."""
+    import asyncio
+
+    from app.db import create_db_engine
+    from app.logs import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_json)
+    engine = create_db_engine(settings)
+    try:
+        return asyncio.run(_work(engine, settings, args.concurrency, args.once))
+    finally:
+        engine.dispose()
+
+
+async def _work(engine: Engine, settings: Settings, concurrency: int | None, once: bool) -> int:
+    import asyncio
+    import time
+
+    from app.delivery.dispatcher import Dispatcher
+
+    dispatcher = Dispatcher(engine, settings, concurrency=concurrency)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, dispatcher.request_stop)
+    mode = "until nothing is due" if once else "until stopped (SIGTERM: graceful)"
+    print(
+        f"tocsin worker {dispatcher.worker_id}: delivering {mode}, {dispatcher.concurrency} at once",
+        file=sys.stderr,
+        flush=True,
+    )
+    started = time.monotonic()
+
+    async def progress() -> None:
+        shown = ""
+        while True:
+            await asyncio.sleep(10)
+            line = dispatcher.totals.line()
+            if line != shown:
+                print(f"tocsin worker: {line}", file=sys.stderr, flush=True)
+                shown = line
+
+    reporter = asyncio.create_task(progress())
+    try:
+        if once:
+            await dispatcher.drain()
+        else:
+            await dispatcher.run_forever()
+    finally:
+        reporter.cancel()
+        await dispatcher.aclose()
+    elapsed = time.monotonic() - started
+    totals = dispatcher.totals
+    rate = totals.sent / elapsed if elapsed > 0 else 0.0
+    print(
+        f"tocsin worker: done in {elapsed:.1f}s: {totals.line()} ({rate:.0f} notifications/s)",
+        file=sys.stderr,
+        flush=True,
+    )
     return 0
 
 
@@ -325,6 +393,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="bind with SO_REUSEPORT so several serve processes share the port (scale across cores)",
     )
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser(
+        "worker",
+        help="deliver queued notifications (any number of workers may run against PostgreSQL)",
+        description="Claims due notification groups, sends them and records every attempt. SIGTERM or "
+        "SIGINT stops gracefully: groups being sent finish, the rest are given back.",
+    )
+    worker.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="groups sent at once (default TOCSIN_DELIVERY_CONCURRENCY)",
+    )
+    worker.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
+    worker.set_defaults(func=cmd_worker)
 
     migrate = sub.add_parser("migrate", help="apply pending database migrations")
     migrate.set_defaults(func=cmd_migrate)

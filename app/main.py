@@ -14,10 +14,23 @@ from fastapi.openapi.utils import get_openapi
 from sqlalchemy import Engine
 
 from app import __version__
-from app.api import audit, aws, errors, findings, health, ingest, middleware, routing, stats, tokens
+from app.api import (
+    audit,
+    aws,
+    errors,
+    findings,
+    health,
+    ingest,
+    middleware,
+    notifications,
+    routing,
+    stats,
+    tokens,
+)
 from app.api.schemas import FindingBatch
 from app.db import create_db_engine
 from app.delivery import maintenance, pull_aws
+from app.delivery.dispatcher import EmbeddedDispatcher
 from app.settings import Settings, load_settings
 from integrations import registry
 
@@ -49,9 +62,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             maintenance.run_forever(app.state.engine, settings.maintenance_interval_seconds)
         )
         scheduled_pull = pull_aws.ScheduledPull.start(app.state.engine, settings)  # TOCSIN_AWS_PULL_INTERVAL
+        dispatcher = EmbeddedDispatcher.start(app.state.engine, settings)  # TOCSIN_DISPATCHER_EMBEDDED
         try:
             yield
         finally:
+            if dispatcher is not None:
+                await dispatcher.stop()
             if scheduled_pull is not None:
                 await scheduled_pull.stop()
             upkeep.cancel()
@@ -72,7 +88,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     errors.install(app)
     middleware.install(app, settings.max_body_bytes, settings.max_report_bytes)
     # aws before ingest: its fixed /v1/ingest/... paths must win over /v1/ingest/{format_name}.
-    for module in (health, findings, stats, aws, ingest, tokens, audit, routing):
+    for module in (health, findings, stats, aws, ingest, tokens, audit, notifications, routing):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

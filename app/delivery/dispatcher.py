@@ -480,3 +480,31 @@ def _rate(channel_row: Mapping[str, Any], default: float) -> float:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:200] if text else ""
+
+
+class EmbeddedDispatcher:
+    """The dispatcher inside ``tocsin serve`` (``TOCSIN_DISPATCHER_EMBEDDED``, on by default), stopped
+    gracefully with the service: the groups being sent are finished and recorded, the rest given back."""
+
+    def __init__(self, dispatcher: Dispatcher, task: asyncio.Task[None]) -> None:
+        self.dispatcher = dispatcher
+        self._task = task
+
+    @classmethod
+    def start(cls, engine: Engine, settings: Settings) -> EmbeddedDispatcher | None:
+        if not settings.dispatcher_embedded:
+            return None
+        dispatcher = Dispatcher(engine, settings)
+        log.info("embedded dispatcher started", extra={"worker": dispatcher.worker_id})
+        return cls(dispatcher, asyncio.create_task(dispatcher.run_forever()))
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        self.dispatcher.request_stop()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        except TimeoutError:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        finally:
+            await self.dispatcher.aclose()

@@ -25,6 +25,9 @@ ENDPOINTS: list[tuple[str, str, str]] = [
     ("POST", "/v1/tokens", "admin"),
     ("DELETE", "/v1/tokens/{name}", "admin"),
     ("GET", "/v1/audit", "admin"),
+    ("GET", "/v1/notifications", "read"),
+    ("GET", "/v1/notifications/{notification_id}", "read"),
+    ("POST", "/v1/notifications/{notification_id}/retry", "admin"),
     ("POST", "/v1/routing/explain", "read"),
     ("GET", "/v1/findings/{finding_id}/routing", "read"),
 ]
@@ -32,7 +35,12 @@ ENDPOINT_IDS = [f"{method} {path}" for method, path, _ in ENDPOINTS]
 # Authenticated by a signature in the message, not a token (tests/api/test_sns.py).
 SIGNED_ENDPOINTS = {("POST", "/v1/ingest/sns")}
 
-_PATH_VALUES = {"{finding_id}": "0123456789abcdef", "{name}": "no-such-token", "{format_name}": "native"}
+_PATH_VALUES = {
+    "{finding_id}": "0123456789abcdef",
+    "{name}": "no-such-token",
+    "{format_name}": "native",
+    "{notification_id}": "0123456789abcdef",
+}
 _BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/findings"): {"findings": [finding()]},
     ("POST", "/v1/ingest/auto"): {"findings": [finding()]},
