@@ -380,6 +380,50 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_apply(args: argparse.Namespace) -> int:
+    """Make the routing configuration (teams, channels, rules, silences) what a YAML file says."""
+    from app.config_file import ConfigError, parse
+    from app.db import create_db_engine, read_only, unit_of_work
+    from app.delivery import apply as config_apply
+    from app.errors import AppError
+
+    try:
+        text = Path(args.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"tocsin apply: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings(database_url=args.database_url) if args.database_url else load_settings()
+    except SettingsError as exc:
+        print(f"tocsin: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    engine = create_db_engine(settings)
+    try:
+        document = parse(text, args.file)
+        with unit_of_work(read_only(engine) if args.dry_run else engine) as session:
+            changes = config_apply.apply(session, document, prune=args.prune, dry_run=args.dry_run)
+    except ConfigError as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        print(
+            f"tocsin apply: {len(exc.problems)} problem(s) in {args.file}; nothing changed", file=sys.stderr
+        )
+        return 2
+    except AppError as exc:
+        print(f"tocsin apply: {exc.message}; nothing changed", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    for change in changes:
+        print(change.line())
+    if not changes:
+        print("no changes", file=sys.stderr)
+    elif args.dry_run:
+        print(f"dry run: {len(changes)} change(s) to apply; nothing changed", file=sys.stderr)
+    else:
+        print(f"applied {len(changes)} change(s)", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tocsin", description="Tocsin security findings hub")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -478,6 +522,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--region", action="append", type=_aws_region, help="repeatable; default TOCSIN_AWS_REGIONS"
     )
     pull_aws.set_defaults(func=cmd_pull_aws)
+    apply = sub.add_parser(
+        "apply",
+        help="make teams, channels, rules and silences what a YAML file says",
+        description="Checks the whole file first and applies it in one transaction. Prints the changes "
+        "(+ create, ~ update, - delete). Exit codes: 0 applied (or no changes), 1 refused, 2 invalid file.",
+    )
+    apply.add_argument("file", help="the configuration file, e.g. tocsin.yaml")
+    apply.add_argument(
+        "--prune",
+        action="store_true",
+        help="delete teams, channels and rules the file no longer has; expire its silences it no longer has",
+    )
+    apply.add_argument("--dry-run", action="store_true", help="print the changes and change nothing")
+    apply.add_argument("--database-url", default=None, help="default: TOCSIN_DATABASE_URL")
+    apply.set_defaults(func=cmd_apply)
     return parser
 
 

@@ -17,6 +17,7 @@ from app import __version__
 from app.api import (
     audit,
     aws,
+    channels,
     errors,
     findings,
     health,
@@ -24,7 +25,10 @@ from app.api import (
     middleware,
     notifications,
     routing,
+    rules,
+    silences,
     stats,
+    teams,
     tokens,
 )
 from app.api.schemas import FindingBatch
@@ -88,7 +92,21 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     errors.install(app)
     middleware.install(app, settings.max_body_bytes, settings.max_report_bytes)
     # aws before ingest: its fixed /v1/ingest/... paths must win over /v1/ingest/{format_name}.
-    for module in (health, findings, stats, aws, ingest, tokens, audit, notifications, routing):
+    for module in (
+        health,
+        findings,
+        stats,
+        aws,
+        ingest,
+        tokens,
+        audit,
+        notifications,
+        teams,
+        channels,
+        rules,
+        silences,
+        routing,
+    ):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
