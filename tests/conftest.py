@@ -33,7 +33,21 @@ BACKENDS = [
     b.strip() for b in os.environ.get("TOCSIN_TEST_BACKENDS", "sqlite,postgresql").split(",") if b.strip()
 ]
 ADMIN_TOKEN = "tcn_test-admin-token-0123456789abcdefghijklmnopqrstuvwxyz"
-TABLES = ("finding_events", "finding_aliases", "findings", "audit_log", "api_tokens")
+# Children before parents (foreign keys).
+TABLES = (
+    "deliveries",
+    "notifications",
+    "notification_groups",
+    "channels",
+    "routing_rules",
+    "silences",
+    "teams",
+    "finding_events",
+    "finding_aliases",
+    "findings",
+    "audit_log",
+    "api_tokens",
+)
 
 
 def _create_pg_database() -> tuple[str, str]:

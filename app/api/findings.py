@@ -178,6 +178,8 @@ def _summary_fields(row: Any) -> dict[str, Any]:
         "occurrences": row.occurrences,
         "first_seen": row.first_seen,
         "last_seen": row.last_seen,
+        "team": row.team,
+        "routed_by": row.routed_by,
     }
 
 
@@ -223,6 +225,7 @@ def list_findings(
     source: Annotated[list[str] | None, Query()] = None,
     type: Annotated[list[str] | None, Query(description="Exact finding type.")] = None,
     account_id: Annotated[list[str] | None, Query()] = None,
+    team: Annotated[list[str] | None, Query(description="Owning team (repeat or comma-separate).")] = None,
     resource_id: Annotated[str | None, Query(max_length=2048)] = None,
     tag: Annotated[
         list[str] | None, Query(description="key=value on the resource tags (repeatable, ANDed).")
@@ -247,6 +250,7 @@ def list_findings(
         sources=[s.lower() for s in _split(source)],
         types=type or [],
         account_ids=_split(account_id),
+        teams=_split(team),
         resource_id=resource_id,
         tags=_tag_pairs(tag),
         text=q,

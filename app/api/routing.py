@@ -22,6 +22,7 @@ from app.pipeline import score
 from app.pipeline.notify import NOTIFYING_LIFECYCLE
 from app.pipeline.route import Facts
 from app.pipeline.route_explain import Explanation, NotificationHistory, explain
+from app.pipeline.routing_table import load_routing_table
 from app.repositories import routing_facts, routing_snapshot
 
 router = APIRouter(prefix="/v1", tags=["routing"])
@@ -72,7 +73,7 @@ def explain_finding(
     value = body.score
     if value is None:
         value, _ = score.score_finding(body.finding, 1, settings.scoring)
-    table = routing_snapshot.load_routing_table(session, now)
+    table = load_routing_table(session, now)
     return explain(Facts.from_finding(body.finding, value), table, now, body.event)
 
 
@@ -106,5 +107,5 @@ def explain_stored_finding(
     history = [
         NotificationHistory(**row) for row in routing_snapshot.notification_history(session, finding_id)
     ]
-    table = routing_snapshot.load_routing_table(session, now)
+    table = load_routing_table(session, now)
     return explain(Facts.from_row(rows[0]), table, now, event, history)

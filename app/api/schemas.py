@@ -88,6 +88,10 @@ class FindingSummary(BaseModel):
     occurrences: int
     first_seen: datetime
     last_seen: datetime
+    team: str | None = Field(default=None, description="The owning team, chosen by the routing rules.")
+    routed_by: str | None = Field(
+        default=None, description="What chose the team: `rule:<name>`, `tag:<key>` or `default`."
+    )
 
 
 class ScoreFactor(BaseModel):

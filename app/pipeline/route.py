@@ -1,6 +1,6 @@
 """Routing: who owns a finding, how it is grouped, and whether an event about it should notify now.
 
-Pure over a ``RoutingTable`` loaded once per batch (``app.repositories.routing_snapshot``): ownership
+Pure over a ``RoutingTable`` loaded once per batch (``app.pipeline.routing_table``): ownership
 rules in order (first match wins unless ``continue``), the default team, policies (the team's, with the
 rule's override), group keys, silences and quiet hours. Nothing here reads the clock: callers pass
 ``now``, so ingest, the dispatcher and the explain API agree on one instant.

@@ -74,7 +74,7 @@ def format_duration(seconds: float) -> str:
 Duration = Annotated[
     float,
     BeforeValidator(parse_duration),
-    PlainSerializer(format_duration, return_type=str),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
     WithJsonSchema(
         {"type": "string", "examples": ["30s", "5m", "24h"], "pattern": r"^\d+(\.\d+)?(ms|s|m|h|d|w)?$"}
     ),

@@ -42,6 +42,8 @@ SUMMARY_COLUMNS = (
     findings_t.c.occurrences,
     findings_t.c.first_seen,
     findings_t.c.last_seen,
+    findings_t.c.team,
+    findings_t.c.routed_by,
 )
 
 
@@ -52,6 +54,7 @@ class FindingFilter:
     sources: list[str] = field(default_factory=list)
     types: list[str] = field(default_factory=list)
     account_ids: list[str] = field(default_factory=list)
+    teams: list[str] = field(default_factory=list)
     resource_id: str | None = None
     tags: list[tuple[str, str]] = field(default_factory=list)
     text: str | None = None
@@ -83,6 +86,8 @@ def _conditions(session: Session, flt: FindingFilter) -> list[Any]:
         conds.append(c.type.in_(flt.types))
     if flt.account_ids:
         conds.append(c.account_id.in_(flt.account_ids))
+    if flt.teams:
+        conds.append(c.team.in_(flt.teams))
     if flt.resource_id:
         conds.append(c.resource_id == flt.resource_id)
     if flt.since is not None:

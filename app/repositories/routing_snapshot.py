@@ -1,4 +1,5 @@
-"""Load the routing configuration in one short read: the ``RoutingTable`` the pure route stage runs on.
+"""Load the routing configuration in one short read: the rows ``app.pipeline.routing_table`` turns into the
+``RoutingTable`` the pure route stage runs on.
 
 Four SELECTs per batch (teams, channels, rules in order, silences not yet ended), whatever the number of
 findings; nothing is cached between batches, so a rule changed through the API applies to the next batch
@@ -7,7 +8,8 @@ on every replica.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,14 +19,21 @@ from sqlalchemy.orm import Session
 from app.models.findings import FindingEvent
 from app.models.notifications import Notification
 from app.models.routing import NotificationChannel, RoutingRule, Silence, Team
-from app.pipeline.route import RoutingTable
 
 channels_t = NotificationChannel.__table__  # type: ignore[attr-defined]
 notifications_t = Notification.__table__  # type: ignore[attr-defined]
 events_t = FindingEvent.__table__  # type: ignore[attr-defined]
 
 
-def load_routing_table(session: Session, now: datetime) -> RoutingTable:
+@dataclass(frozen=True, slots=True)
+class RoutingRows:
+    teams: Sequence[Team]
+    channels: Sequence[NotificationChannel]
+    rules: Sequence[RoutingRule]
+    silences: Sequence[Silence]
+
+
+def load_routing_rows(session: Session, now: datetime) -> RoutingRows:
     """Teams, channels, every rule (disabled ones too, so explain can show them) ordered by position,
     and the silences active at ``now`` or starting later."""
     teams = session.scalars(select(Team).order_by(Team.name)).all()
@@ -33,7 +42,7 @@ def load_routing_table(session: Session, now: datetime) -> RoutingTable:
     silences = session.scalars(
         select(Silence).where(Silence.ends_at > now).order_by(Silence.ends_at)  # type: ignore[arg-type]
     ).all()
-    return RoutingTable.from_rows(teams, channels, rules, silences)
+    return RoutingRows(teams, channels, rules, silences)
 
 
 def notification_history(session: Session, finding_id: str, limit: int = 200) -> list[dict[str, Any]]:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import pytest
 
 from app.pipeline.route import (
     ActiveSilence,
@@ -271,24 +268,3 @@ def test_critical_findings_are_never_held() -> None:
     assert held_by_quiet_hours(PARIS, replace(FACTS, severity=89.9), night) is not None
     assert held_by_quiet_hours(PARIS, replace(FACTS, severity=90.0), night) is None
     assert held_by_quiet_hours(PARIS, replace(FACTS, severity=89.9), paris(2026, 1, 15, 12, 0)) is None
-
-
-@pytest.mark.parametrize("n_rules", [20, 100])
-def test_routing_cost_per_finding_is_small(n_rules: int) -> None:
-    """Not a benchmark (those live in bench/): a guard against an accidental slow path."""
-    rules = [
-        rule(
-            f"r{i}",
-            match={"type": f"Type{i}/*", "account_id": ["111", "222"], "tags": [f"env=e{i}"]},
-            team="payments",
-        )
-        for i in range(n_rules)
-    ]
-    t = table(*rules)
-    facts = [replace(FACTS, type=f"Other{i}/X", finding_id=str(i)) for i in range(200)]
-    route(facts[0], t)
-    start = time.perf_counter()
-    for f in facts:
-        route(f, t)
-    per_finding = (time.perf_counter() - start) / len(facts)
-    assert per_finding < n_rules * 20e-6

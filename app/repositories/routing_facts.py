@@ -1,0 +1,85 @@
+"""Reads the routing stage needs beyond the ingest batch itself: findings resolved by a re-scan, findings
+due a reminder, and owner updates."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, bindparam, exists, select, update
+from sqlalchemy.orm import Session
+
+from app.models import Finding, Notification
+from app.repositories.dialect import is_in
+
+findings_t = Finding.__table__  # type: ignore[attr-defined]
+notifications_t = Notification.__table__  # type: ignore[attr-defined]
+
+FACT_COLUMNS = (
+    findings_t.c.id,
+    findings_t.c.source,
+    findings_t.c.type,
+    findings_t.c.severity,
+    findings_t.c.score,
+    findings_t.c.account_id,
+    findings_t.c.region,
+    findings_t.c.resource_type,
+    findings_t.c.resource_id,
+    findings_t.c.repository,
+    findings_t.c.path,
+    findings_t.c.tags,
+    findings_t.c.status,
+    findings_t.c.team,
+)
+
+
+def rows_for_routing(session: Session, finding_ids: Sequence[str]) -> list[dict[str, Any]]:
+    if not finding_ids:
+        return []
+    rows = session.execute(select(*FACT_COLUMNS).where(is_in(session, findings_t.c.id, list(finding_ids))))
+    return [dict(row._mapping) for row in rows]
+
+
+def reminder_candidates(
+    session: Session, team: str, min_severity: float, sent_before: datetime, limit: int
+) -> list[dict[str, Any]]:
+    """Open findings of ``team`` at or above ``min_severity`` that were notified before, but not since
+    ``sent_before``, and have nothing queued: they are due a reminder."""
+    n = notifications_t
+    notified_before = exists().where(n.c.finding_id == findings_t.c.id, n.c.status == "sent")
+    recent_or_queued = exists().where(
+        n.c.finding_id == findings_t.c.id,
+        (n.c.created_at >= sent_before) | n.c.status.in_(("pending", "held")),
+    )
+    stmt = (
+        select(*FACT_COLUMNS)
+        .where(
+            and_(
+                findings_t.c.team == team,
+                findings_t.c.status == "open",
+                findings_t.c.severity >= min_severity,
+                notified_before,
+                ~recent_or_queued,
+            )
+        )
+        .order_by(findings_t.c.score.desc(), findings_t.c.id)
+        .limit(limit)
+    )
+    return [dict(row._mapping) for row in session.execute(stmt)]
+
+
+def set_owners(session: Session, owners: dict[str, tuple[str | None, str | None]]) -> None:
+    """Store (team, routed_by) on findings whose owner changed; one executemany."""
+    if not owners:
+        return
+
+    stmt = (
+        update(findings_t)
+        .where(findings_t.c.id == bindparam("fid"))
+        .values(team=bindparam("new_team"), routed_by=bindparam("new_routed_by"))
+    )
+    session.connection().execute(
+        stmt,
+        [{"fid": fid, "new_team": team, "new_routed_by": by} for fid, (team, by) in owners.items()],
+    )
