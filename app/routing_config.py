@@ -11,12 +11,10 @@ previous default team (audited on both). Expired silences are immutable (Alertma
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -177,18 +175,6 @@ def delete_team(session: Session, name: str, by: Actor) -> None:
 
 
 # Channels
-
-
-def secret_configured(secret_ref: str | None) -> bool:
-    """Whether the named secret resolves now: ``TOCSIN_SECRET_<NAME>`` or ``$TOCSIN_SECRETS_DIR/<NAME>``.
-
-    Never reads the value beyond checking it is there; the API shows only this boolean."""
-    if not secret_ref:
-        return False
-    if os.environ.get(f"TOCSIN_SECRET_{secret_ref}"):
-        return True
-    secrets_dir = os.environ.get("TOCSIN_SECRETS_DIR")
-    return secrets_dir is not None and secrets_dir != "" and (Path(secrets_dir) / secret_ref).is_file()
 
 
 def channel_spec(row: NotificationChannel, team_name: str) -> ChannelSpec:

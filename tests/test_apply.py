@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app import cli
 from app.config_file import ConfigError, parse
 from app.models import AuditRecord, NotificationChannel, RoutingRule, Silence, Team
+from tests.helpers import finding
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "tocsin.yaml"
 
@@ -279,3 +280,19 @@ def test_silences_without_id_are_keyed_by_content(apply: Any, engine: Engine) ->
     _code, lines, _ = apply(file)
     assert len(lines) == 1 and lines[0].startswith("+ silence cfg-")
     assert apply(file) == (0, [], "no changes\n")
+
+
+def test_the_example_routes_findings_to_their_owners(apply: Any, client: Any) -> None:
+    """The applied example, read back by the routing engine (explain): the file means what it says."""
+    assert apply(EXAMPLE)[0] == 0
+
+    def team_of(**overrides: Any) -> Any:
+        resp = client.post("/v1/routing/explain", json={"finding": finding(**overrides)})
+        assert resp.status_code == 200, resp.text
+        return resp.json()["owner"]
+
+    tagged = {"type": "container_image", "id": "img", "tags": {"owner": "data"}}
+    assert team_of(resource=tagged) == "data"
+    account = {"type": "AwsEc2Instance", "id": "i-1", "account_id": "222222222222"}
+    assert team_of(resource=account) == "payments"
+    assert team_of() == "security-ops"

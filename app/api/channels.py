@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Path, Response
 from sqlalchemy.orm import Session
 
-from app.api.deps import AdminCaller, ReadCaller, ReadSessionDep, RequestIdDep, SessionDep
+from app.api.deps import AdminCaller, ReadCaller, ReadSessionDep, RequestIdDep, SessionDep, SettingsDep
 from app.api.docs import error_responses
 from app.api.routing_schemas import CHANNEL_EXAMPLE, ChannelOut, ChannelPatch, patched
+from app.delivery.secrets import SecretMissing, resolve_secret
 from app.models import NotificationChannel
 from app.pipeline.route_spec import NAME_PATTERN, ChannelSpec
 from app.repositories import routing as repo
@@ -20,8 +21,8 @@ from app.routing_config import (
     delete_channel,
     get_channel,
     replace_channel,
-    secret_configured,
 )
+from app.settings import Settings
 
 router = APIRouter(prefix="/v1/channels", tags=["routing"])
 
@@ -29,18 +30,30 @@ ChannelName = Annotated[str, Path(pattern=NAME_PATTERN, description="The channel
 ChannelBody = Annotated[ChannelSpec, Body(openapi_examples={"slack": {"value": CHANNEL_EXAMPLE}})]
 
 
-def channel_out(row: NotificationChannel, team_name: str) -> ChannelOut:
+def secret_configured(secret_ref: str | None, settings: Settings) -> bool:
+    """Whether delivery would find the secret now (TOCSIN_SECRET_<NAME> or TOCSIN_SECRETS_DIR/<NAME>),
+    checked with the resolver delivery uses; the value never leaves this function."""
+    if not secret_ref:
+        return False
+    try:
+        resolve_secret(secret_ref, settings.secrets_dir)
+    except SecretMissing:
+        return False
+    return True
+
+
+def channel_out(row: NotificationChannel, team_name: str, settings: Settings) -> ChannelOut:
     return ChannelOut(
         **channel_spec(row, team_name).model_dump(),
-        secret_configured=secret_configured(row.secret_ref),
+        secret_configured=secret_configured(row.secret_ref, settings),
         id=row.id,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
 
 
-def _out(session: Session, row: NotificationChannel) -> ChannelOut:
-    return channel_out(row, repo.team_names_by_id(session)[row.team_id])
+def _out(session: Session, row: NotificationChannel, settings: Settings) -> ChannelOut:
+    return channel_out(row, repo.team_names_by_id(session)[row.team_id], settings)
 
 
 @router.get(
@@ -51,9 +64,9 @@ def _out(session: Session, row: NotificationChannel) -> ChannelOut:
     response_model=list[ChannelOut],
     responses=error_responses(401, 403),
 )
-def list_channels(caller: ReadCaller, session: ReadSessionDep) -> list[ChannelOut]:
+def list_channels(caller: ReadCaller, session: ReadSessionDep, settings: SettingsDep) -> list[ChannelOut]:
     teams = repo.team_names_by_id(session)
-    return [channel_out(row, teams[row.team_id]) for row in repo.channels(session)]
+    return [channel_out(row, teams[row.team_id], settings) for row in repo.channels(session)]
 
 
 @router.get(
@@ -63,8 +76,10 @@ def list_channels(caller: ReadCaller, session: ReadSessionDep) -> list[ChannelOu
     response_model=ChannelOut,
     responses=error_responses(401, 403, 404, 422),
 )
-def get_one(name: ChannelName, caller: ReadCaller, session: ReadSessionDep) -> ChannelOut:
-    return _out(session, get_channel(session, name))
+def get_one(
+    name: ChannelName, caller: ReadCaller, session: ReadSessionDep, settings: SettingsDep
+) -> ChannelOut:
+    return _out(session, get_channel(session, name), settings)
 
 
 @router.post(
@@ -78,9 +93,13 @@ def get_one(name: ChannelName, caller: ReadCaller, session: ReadSessionDep) -> C
     responses=error_responses(401, 403, 409, 422),
 )
 def post_channel(
-    body: ChannelBody, caller: AdminCaller, session: SessionDep, request_id: RequestIdDep
+    body: ChannelBody,
+    caller: AdminCaller,
+    session: SessionDep,
+    request_id: RequestIdDep,
+    settings: SettingsDep,
 ) -> ChannelOut:
-    return _out(session, create_channel(session, body, Actor(caller.name, request_id)))
+    return _out(session, create_channel(session, body, Actor(caller.name, request_id)), settings)
 
 
 @router.put(
@@ -91,9 +110,14 @@ def post_channel(
     responses=error_responses(401, 403, 404, 422),
 )
 def put_channel(
-    name: ChannelName, body: ChannelBody, caller: AdminCaller, session: SessionDep, request_id: RequestIdDep
+    name: ChannelName,
+    body: ChannelBody,
+    caller: AdminCaller,
+    session: SessionDep,
+    request_id: RequestIdDep,
+    settings: SettingsDep,
 ) -> ChannelOut:
-    return _out(session, replace_channel(session, name, body, Actor(caller.name, request_id)))
+    return _out(session, replace_channel(session, name, body, Actor(caller.name, request_id)), settings)
 
 
 @router.patch(
@@ -110,10 +134,11 @@ def patch_channel(
     caller: AdminCaller,
     session: SessionDep,
     request_id: RequestIdDep,
+    settings: SettingsDep,
 ) -> ChannelOut:
     row = get_channel(session, name)
     spec = patched(ChannelSpec, channel_spec(row, repo.team_names_by_id(session)[row.team_id]), body)
-    return _out(session, replace_channel(session, name, spec, Actor(caller.name, request_id)))
+    return _out(session, replace_channel(session, name, spec, Actor(caller.name, request_id)), settings)
 
 
 @router.delete(

@@ -7,10 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
+from app.main import create_app
 from app.models import AuditRecord
+from app.settings import Settings
+from tests.conftest import ADMIN_TOKEN
 
 ROUTING_TABLES = ("silences", "routing_rules", "channels", "teams")
 
@@ -140,11 +144,10 @@ def test_a_referenced_team_cannot_be_deleted(client: Any) -> None:
 
 
 def test_channel_shows_its_secret_name_and_whether_it_resolves(
-    client: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    client: Any, settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     team(client, "payments")
     monkeypatch.delenv("TOCSIN_SECRET_SLACK_BOT", raising=False)
-    monkeypatch.delenv("TOCSIN_SECRETS_DIR", raising=False)
     created = client.post("/v1/channels", json=slack(secret_ref="SLACK_BOT"))
     assert created.status_code == 201, created.text
     assert (created.json()["secret_ref"], created.json()["secret_configured"]) == ("SLACK_BOT", False)
@@ -156,8 +159,12 @@ def test_channel_shows_its_secret_name_and_whether_it_resolves(
 
     monkeypatch.delenv("TOCSIN_SECRET_SLACK_BOT")
     (tmp_path / "SLACK_BOT").write_text("xoxb-from-a-file")
-    monkeypatch.setenv("TOCSIN_SECRETS_DIR", str(tmp_path))
-    assert client.get("/v1/channels/payments-slack").json()["secret_configured"] is True
+    mounted = create_app(settings.model_copy(update={"secrets_dir": tmp_path}), engine)
+    with TestClient(mounted, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as with_dir:
+        resp = with_dir.get("/v1/channels/payments-slack")
+    assert resp.json()["secret_configured"] is True
+    assert "xoxb-from-a-file" not in resp.text
+    assert client.get("/v1/channels/payments-slack").json()["secret_configured"] is False
 
 
 def test_channel_crud_and_team_move(client: Any) -> None:
