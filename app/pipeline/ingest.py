@@ -1,22 +1,26 @@
-"""The one place where the stages meet: normalize -> fingerprint -> deduplicate -> score -> store.
+"""The one place where the stages meet: normalize -> fingerprint -> deduplicate -> score -> route -> outbox.
 
 One transaction per batch, opened by the caller; a constant number of statements whatever the batch size.
-Routing and the outbox plug in after scoring (later issues).
+Routing runs only for findings that something happened to (created, content changed, regressed, resolved,
+score went up): a plain repeat keeps its owner and costs no routing. Notification intents are written in
+the same transaction as the finding changes that cause them (the outbox).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from app.clock import new_id, utcnow
-from app.pipeline import dedupe, fingerprint, score
+from app.pipeline import dedupe, fingerprint, notify, route, score
 from app.pipeline.dedupe import Incoming
 from app.pipeline.normalize import ValidItem
+from app.pipeline.routing_table import load_routing_table
+from app.repositories import outbox, routing_facts
 from app.repositories.findings import FindingState
 from app.settings import ScoringWeights
 
@@ -88,8 +92,9 @@ def ingest_chunks(
     earlier chunk wrote."""
     now = now or utcnow()
     outcome = IngestOutcome()
+    routing = _Routing(session, now)
     for items in chunks:
-        part = _store(session, items, actor, weights, now, scan)
+        part = _store(session, items, actor, weights, now, scan, routing)
         outcome.created += part.created
         outcome.updated += part.updated
         outcome.unchanged += part.unchanged
@@ -97,7 +102,41 @@ def ingest_chunks(
     if scan is not None and scan.complete:
         resolved = dedupe.resolve_absent(session, scan.scope, scan.id, actor, now)
         outcome.resolved = len(resolved)
+        routing.resolved(resolved)
     return outcome
+
+
+class _Routing:
+    """The routing step of one ingest call: the routing table is loaded once, on first need (a batch of
+    plain repeats never loads it), and intents are queued per chunk."""
+
+    def __init__(self, session: Session, now: datetime) -> None:
+        self.session = session
+        self.now = now
+        self._table: route.RoutingTable | None = None
+
+    @property
+    def table(self) -> route.RoutingTable:
+        if self._table is None:
+            self._table = load_routing_table(self.session, self.now)
+        return self._table
+
+    def routes(self, facts: route.Facts) -> Sequence[route.Route]:
+        return route.route(facts, self.table)
+
+    def queue(self, changes: list[tuple[notify.Change, Sequence[route.Route]]]) -> None:
+        intents = [i for change, routes in changes for i in notify.intents_for(change, routes, self.table)]
+        if intents:
+            outbox.enqueue(self.session, intents, self.now)
+
+    def resolved(self, finding_ids: Sequence[str]) -> None:
+        """Findings a complete re-scan resolved: tell their owners (``resolved`` events)."""
+        rows = routing_facts.rows_for_routing(self.session, finding_ids)
+        changes = []
+        for row in rows:
+            facts = route.Facts.from_row(row)
+            changes.append((notify.Change(row["id"], facts, event="resolved"), self.routes(facts)))
+        self.queue(changes)
 
 
 def _store(
@@ -107,6 +146,7 @@ def _store(
     weights: ScoringWeights,
     now: datetime,
     scan: Scan | None,
+    routing: _Routing,
 ) -> IngestOutcome:
     outcome = IngestOutcome()
     if not items:
@@ -118,12 +158,18 @@ def _store(
     aliases: list[dict[str, Any]] = []
     targets: dict[str, tuple[str, str]] = {}  # incoming fingerprint -> (finding id, its fingerprint)
 
+    changes: list[tuple[notify.Change, Sequence[route.Route]]] = []
+    owners: dict[str, tuple[str | None, str | None]] = {}
+
     new_rows = [_new_row(item, weights, now, scan) for item in matched.new]
+    new_routing = [_assign_owner(row, routing) for row in new_rows]
     inserted = dedupe.write_new(session, new_rows)
     lost_race = [item for item in matched.new if item.fingerprint not in inserted]
-    for item, row in zip(matched.new, new_rows, strict=True):
+    for item, row, (routes, facts) in zip(matched.new, new_rows, new_routing, strict=True):
         if item.fingerprint not in inserted:
             continue
+        if row["status"] == dedupe.OPEN:
+            changes.append((notify.Change(row["id"], facts, event="new"), routes))
         targets[item.fingerprint] = (row["id"], item.fingerprint)
         events.append(_event(row["id"], "created", actor, now, None, row["status"], row["status_note"]))
         if item.count > 1:
@@ -138,6 +184,12 @@ def _store(
     for item, state in repeats:
         row, group_outcome, event = _repeat_row(item, state, weights, now, scan)
         (changed_rows if group_outcome == "updated" and row.get("content_hash") else seen_rows).append(row)
+        change = _repeat_change(item, state, row, event.event, group_outcome)
+        if change is not None:
+            found = routing.routes(change.facts)
+            changes.append((change, found))
+            if notify.owner(found) != (state.team, state.routed_by):
+                owners[state.id] = notify.owner(found)
         targets[item.fingerprint] = (state.id, state.fingerprint)
         events.append(
             _event(state.id, event.event or "seen", actor, now, state.status, row["status"], event.note)
@@ -157,7 +209,28 @@ def _store(
             if h != fingerprint_of_target
         )
     dedupe.write_history(session, events, aliases)
+    routing_facts.set_owners(session, owners)
+    routing.queue(changes)
     return outcome
+
+
+def _assign_owner(row: dict[str, Any], routing: _Routing) -> tuple[Sequence[route.Route], route.Facts]:
+    """Route a new finding and store its owner on the row about to be inserted."""
+    facts = route.Facts.from_row(row)
+    routes = routing.routes(facts)
+    row["team"], row["routed_by"] = notify.owner(routes)
+    return routes, facts
+
+
+def _repeat_change(
+    item: Incoming, state: FindingState, row: dict[str, Any], lifecycle: str | None, group_outcome: str
+) -> notify.Change | None:
+    """What a repeat means for routing: None for a plain repeat (no routing at all, the owner stays)."""
+    event = notify.NOTIFYING_LIFECYCLE.get(lifecycle or "")
+    if event is None and group_outcome != "updated" and row["score"] <= state.score:
+        return None
+    facts = replace(route.Facts.from_finding(item.finding, row["score"], state.id), status=row["status"])
+    return notify.Change(state.id, facts, event=event, previous_score=state.score)
 
 
 def _earliest(*times: datetime | None) -> datetime | None:

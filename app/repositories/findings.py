@@ -39,6 +39,8 @@ class FindingState:
     score: float
     scan_scope: str | None
     last_scan_id: str | None
+    team: str | None
+    routed_by: str | None
 
 
 _STATE_COLUMNS = (
@@ -54,6 +56,8 @@ _STATE_COLUMNS = (
     findings_t.c.score,
     findings_t.c.scan_scope,
     findings_t.c.last_scan_id,
+    findings_t.c.team,
+    findings_t.c.routed_by,
 )
 
 
