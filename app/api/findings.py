@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -42,10 +43,11 @@ from app.contracts import SEVERITY_MIN_SCORE, Severity, parse_severity
 from app.db import run_transaction
 from app.errors import NotFoundError, ValidationFailed
 from app.metrics import FINDINGS_INGESTED, FINDINGS_REJECTED
-from app.pipeline import ingest, triage
+from app.pipeline import ingest, route, triage
 from app.pipeline.dedupe import STATUSES
 from app.pipeline.fingerprint import primary_key_of
 from app.pipeline.normalize import ItemError, validate_items
+from app.pipeline.routing_table import load_routing_table
 from app.repositories import audit
 from app.repositories import finding_queries as queries
 
@@ -183,6 +185,23 @@ def _summary_fields(row: Any) -> dict[str, Any]:
     }
 
 
+def _silenced_by(session: Any, rows: Sequence[Any]) -> dict[str, str]:
+    """finding id -> the active silence that holds its notifications back (computed now: silences come
+    and go without touching findings)."""
+    if not rows:
+        return {}
+    now = utcnow()
+    silences = load_routing_table(session, now).silences
+    if not silences:
+        return {}
+    found = {}
+    for row in rows:
+        silence = route.silence_for(route.Facts.from_row(row._mapping), silences, now)
+        if silence is not None:
+            found[row.id] = silence.id
+    return found
+
+
 def _split(values: list[str] | None) -> list[str]:
     return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
 
@@ -263,7 +282,8 @@ def list_findings(
         after=_decode_cursor(cursor, sort) if cursor else None,
     )
     rows = queries.list_findings(session, flt, page)
-    items = [FindingSummary(**_summary_fields(row)) for row in rows[:limit]]
+    silenced = _silenced_by(session, rows[:limit])
+    items = [FindingSummary(**_summary_fields(row), silenced_by=silenced.get(row.id)) for row in rows[:limit]]
     next_cursor = _encode_cursor(sort, rows[limit - 1]) if len(rows) > limit else None
     return FindingPage(items=items, next_cursor=next_cursor)
 
@@ -283,6 +303,7 @@ def _detail(session: Any, finding_id: str) -> FindingDetail:
     ]
     return FindingDetail(
         **_summary_fields(row),
+        silenced_by=_silenced_by(session, [row]).get(row.id),
         description=row.description,
         remediation=row.remediation,
         references=row.references or [],

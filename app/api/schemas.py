@@ -92,6 +92,9 @@ class FindingSummary(BaseModel):
     routed_by: str | None = Field(
         default=None, description="What chose the team: `rule:<name>`, `tag:<key>` or `default`."
     )
+    silenced_by: str | None = Field(
+        default=None, description="Id of the active silence holding this finding's notifications back."
+    )
 
 
 class ScoreFactor(BaseModel):

@@ -1,7 +1,7 @@
-"""Periodic upkeep run by every API process: today, ending suppressions whose time is up.
+"""Periodic upkeep run by every API process: ending suppressions whose time is up, and queueing reminders
+for findings still open after their team's ``repeat_interval``.
 
-Idempotent and safe to run on every replica at once (see repositories.triage). Later: the outbox
-dispatcher and source pullers run beside it.
+Idempotent and safe to run on every replica at once (see repositories.triage and delivery.reminders).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from app.clock import utcnow
 from app.db import unit_of_work
+from app.delivery.reminders import enqueue_reminders
 from app.repositories import triage
 
 log = logging.getLogger("tocsin.maintenance")
@@ -20,10 +21,15 @@ ACTOR = "tocsin:maintenance"
 
 
 def run_once(engine: Engine) -> int:
+    """One pass; returns how many findings were reopened."""
     with unit_of_work(engine) as session:
         reopened = triage.reopen_expired_suppressions(session, utcnow(), ACTOR)
     if reopened:
         log.info("reopened %d finding(s) whose suppression expired", len(reopened))
+    with unit_of_work(engine) as session:
+        reminders = enqueue_reminders(session, utcnow())
+    if reminders:
+        log.info("queued %d reminder notification(s)", reminders)
     return len(reopened)
 
 

@@ -15,7 +15,7 @@ from app.clock import new_id, utcnow
 from app.db import unit_of_work
 from app.delivery.reminders import enqueue_reminders
 from app.models.notifications import Notification, NotificationGroup
-from app.models.routing import NotificationChannel, RoutingRule, Team
+from app.models.routing import NotificationChannel, RoutingRule, Silence, Team
 from app.pipeline.route_spec import Policy
 from tests.helpers import finding, post
 
@@ -172,3 +172,30 @@ def test_triaged_findings_do_not_notify_when_they_change(client: Any, engine: En
     assert client.patch(f"/v1/findings/{finding_id}", json=body).status_code == 200, body
     post(client, _paid(1, severity="critical"))
     assert Counter(n.event for n in _notifications(engine)) == {"new": 2}
+
+
+def test_silenced_findings_are_stored_routed_and_show_the_silence(client: Any, engine: Engine) -> None:
+    _setup(engine)
+    now = utcnow()
+    silence_id, expired_id = new_id(), new_id()
+    with unit_of_work(engine) as session:
+        for sid, ends in ((silence_id, now + timedelta(days=1)), (expired_id, now - timedelta(minutes=1))):
+            session.add(
+                Silence(
+                    id=sid,
+                    matchers={"type": ["CVE-2026-0001"]},
+                    starts_at=now - timedelta(hours=1),
+                    ends_at=ends,
+                    reason="patch rolling out",
+                    created_by="alice",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    post(client, _paid(1), _paid(2))  # types CVE-2026-0001 and CVE-2026-0002
+    items = {i["type"]: i for i in client.get("/v1/findings").json()["items"]}
+    assert items["CVE-2026-0001"]["silenced_by"] == silence_id
+    assert items["CVE-2026-0002"]["silenced_by"] is None
+    assert items["CVE-2026-0001"]["team"] == "payments"  # still routed
+    detail = client.get(f"/v1/findings/{items['CVE-2026-0001']['id']}").json()
+    assert detail["silenced_by"] == silence_id
