@@ -75,8 +75,9 @@ class World:
         base_url: str | None = None,
         secret_ref: str | None = SECRET_NAME,
         rate: float | None = 1000.0,
+        timeout: float = 1.0,
     ) -> str:
-        options: dict[str, Any] = {"base_url": base_url or self.slack.url, "timeout_seconds": 1.0}
+        options: dict[str, Any] = {"base_url": base_url or self.slack.url, "timeout_seconds": timeout}
         if rate is not None:
             options["rate_per_second"] = rate
         channel_id = new_id()
