@@ -335,7 +335,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"tocsin ingest: cannot read {args.report}: {exc.strerror}", file=sys.stderr)
         return 2
-    salt = os.environ.get("TOCSIN_SECRET_SALT") or None
+    salt = os.environ.get("TOCSIN_SECRETS_SALT") or None
     try:
         assert data is not None
         document = client_mod.decode(data)

@@ -8,7 +8,7 @@ completing the scan when ``--complete`` is given.
 Memory: a first pass over the parser's findings checks the whole report (nothing is sent if it is bad),
 counts it and applies ``--fail-on`` without keeping a finding; batches are then built, serialized and sent
 one at a time from a second pass. The file's bytes are dropped once decoded when the report is batched.
-Secret findings sent in batches are keyed here, with ``TOCSIN_SECRET_SALT`` from this environment: a
+Secret findings sent in batches are keyed here, with ``TOCSIN_SECRETS_SALT`` from this environment: a
 server with a salt of its own needs the same value in the pipeline (or a report sent whole).
 """
 

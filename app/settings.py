@@ -127,7 +127,9 @@ class Settings(BaseSettings):
     bootstrap_token: SecretStr | None = Field(
         default=None, description="Ensures an admin token with this value exists at start-up."
     )
-    secret_salt: SecretStr | None = Field(
+    # TOCSIN_SECRETS_SALT, not TOCSIN_SECRET_SALT: TOCSIN_SECRET_<NAME> is where channel credentials live
+    # (secret_ref), and a channel named SALT must not be able to read (and send) the salt.
+    secrets_salt: SecretStr | None = Field(
         default=None,
         description="Key of the HMAC that stands for a leaked secret in secret findings' fingerprints, so a "
         "re-scan deduplicates without storing the secret. Unset: a constant built into Tocsin (stable, but "

@@ -11,7 +11,7 @@ top-level keys only) and must never raise.
 Contract for callers (``POST /v1/ingest/{format}``): ``get_parser(format).iter_findings(document)`` raises
 ``ValueError`` with a message that is safe to return to the client (a 422) when the document is not in
 that format, possibly after yielding some findings (so a caller stores a report in one transaction); it
-never performs I/O. Callers pass the deployment's ``TOCSIN_SECRET_SALT`` as ``secret_salt``.
+never performs I/O. Callers pass the deployment's ``TOCSIN_SECRETS_SALT`` as ``secret_salt``.
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ class _Chunks:
 
 
 def _salt(settings: Settings) -> str | None:
-    return settings.secret_salt.get_secret_value() if settings.secret_salt else None
+    return settings.secrets_salt.get_secret_value() if settings.secrets_salt else None
 
 
 def store_items(

@@ -17,7 +17,7 @@ a source line) is replaced by its **masked form** in every field, ``raw`` includ
 
 Identity. A re-scan must find the same finding although the value is gone, so parsers key secret findings
 by ``secret_digest(value)``: an HMAC-SHA256 of the value keyed by a salt, truncated to 128 bits. The salt
-is the deployment's ``TOCSIN_SECRET_SALT``, which the caller passes to ``parse(document, secret_salt=...)``
+is the deployment's ``TOCSIN_SECRETS_SALT``, which the caller passes to ``parse(document, secret_salt=...)``
 (parsers read no settings); every format uses the same one, so the same secret reported by two tools gets
 the same digest. Unset, it is the constant ``DEFAULT_SALT``: that stops precomputed tables and keeps the
 digest from equalling any hash published elsewhere, but anyone who reads the database *and* this source can
@@ -58,7 +58,7 @@ def mask(value: str) -> str:
 
 def secret_digest(value: str, salt: str | None = None) -> str:
     """128 bits of HMAC-SHA256(salt, value): the stable, non-reversible stand-in for a secret in keys.
-    ``salt`` is the deployment's ``TOCSIN_SECRET_SALT`` as the caller passed it to ``parse``; None (unset)
+    ``salt`` is the deployment's ``TOCSIN_SECRETS_SALT`` as the caller passed it to ``parse``; None (unset)
     means ``DEFAULT_SALT``."""
     digest = hmac.new(
         (salt or DEFAULT_SALT).encode("utf-8"), value.encode("utf-8", "surrogatepass"), hashlib.sha256

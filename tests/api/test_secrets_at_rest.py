@@ -60,7 +60,7 @@ def test_the_deployment_salt_keys_secret_findings(settings: Any, engine: Engine)
     body = (SCANNERS / "gitleaks" / "data_one.json").read_bytes()
 
     def post(salt: str) -> dict[str, Any]:
-        app = create_app(settings.model_copy(update={"secret_salt": SecretStr(salt)}), engine)
+        app = create_app(settings.model_copy(update={"secrets_salt": SecretStr(salt)}), engine)
         with TestClient(app, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as client:
             resp = client.post(
                 "/v1/ingest/gitleaks", content=body, headers={"content-type": "application/json"}
