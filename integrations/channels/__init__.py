@@ -44,13 +44,28 @@ def _module(kind: str) -> ChannelModule:
         ) from None
 
 
+DELIVERY_OPTIONS = {"rate_per_second": (int, float)}
+"""Options every channel accepts because delivery/ (not the channel) applies them: pacing."""
+
+
+def _channel_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The options meant for the channel module, after checking the delivery-level ones."""
+    own = dict(options or {})
+    for name, types in DELIVERY_OPTIONS.items():
+        if name in own:
+            value = own.pop(name)
+            if isinstance(value, bool) or not isinstance(value, types) or value <= 0:
+                raise ValueError(f"options.{name}: must be a positive number (messages per second)")
+    return own
+
+
 def validate_channel(kind: str, target: str, options: Mapping[str, Any] | None = None) -> None:
     """Check a channel's kind, target and options as a user gave them; raises ValueError naming the field."""
-    _module(kind).validate(target, options or {})
+    _module(kind).validate(target, _channel_options(options))
 
 
 def build_channel(
     kind: str, target: str, options: Mapping[str, Any] | None, secret: SecretStr | None
 ) -> Channel:
     """A ready-to-send channel; raises ValueError naming the bad option (a config changed under us)."""
-    return _module(kind).build(target, options or {}, secret)
+    return _module(kind).build(target, _channel_options(options), secret)
