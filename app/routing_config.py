@@ -25,7 +25,7 @@ from app.clock import new_id, utcnow
 from app.errors import ConflictError, NotFoundError, ValidationFailed
 from app.models import NotificationChannel, RoutingRule, Silence, Team
 from app.pipeline.route_spec import ChannelSpec, Matchers, RuleSpec, SilenceSpec, TeamSpec
-from app.repositories import audit
+from app.repositories import audit, outbox
 from app.repositories import routing as repo
 
 RESERVED_RULE_NAMES = frozenset({"order"})  # PUT /v1/rules/order would shadow PUT /v1/rules/{name}
@@ -445,6 +445,7 @@ def replace_silence(session: Session, silence_id: str, spec: SilenceSpec, by: Ac
     if new:
         session.flush()
         _audit(session, by, "silence.updated", silence_id, old, new)
+        outbox.release_silence(session, silence_id, now)  # re-evaluated against the changed silence
     return row
 
 
@@ -461,6 +462,7 @@ def expire_silence(session: Session, silence_id: str, by: Actor) -> Silence:
     session.flush()
     after = {"starts_at": row.starts_at.isoformat(), "ends_at": row.ends_at.isoformat()}
     _audit(session, by, "silence.expired", silence_id, before, after)
+    outbox.release_silence(session, silence_id, now)  # what it held is due now, not at its old end
     return row
 
 

@@ -48,6 +48,7 @@ from app.pipeline.dedupe import STATUSES
 from app.pipeline.fingerprint import primary_key_of
 from app.pipeline.normalize import ItemError, validate_items
 from app.pipeline.routing_table import load_routing_table
+from app.reports import MAX_DEPTH, deepest_path, is_too_deep_error, too_deep
 from app.repositories import audit
 from app.repositories import finding_queries as queries
 
@@ -63,7 +64,9 @@ def decode_batch(body: bytes, limit: int) -> list[Any]:
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise ValidationFailed(f"the body is not valid JSON: {exc}") from exc
+        if is_too_deep_error(exc):
+            raise ValidationFailed(f"the body nests more than {MAX_DEPTH} levels deep", field="body") from exc
+        raise ValidationFailed(f"the body is not valid JSON: {exc}", field="body") from exc
     if not isinstance(document, dict) or "findings" not in document:
         raise ValidationFailed('the body must be a JSON object {"findings": [...]}', field="findings")
     extra = sorted(set(document) - {"findings"})
@@ -77,6 +80,15 @@ def decode_batch(body: bytes, limit: int) -> list[Any]:
             f"findings must hold 1 to {limit} findings per request, got {len(items)}; split the batch",
             field="findings",
         )
+    # findings -> item: two levels already used by the envelope.
+    for index, item in enumerate(items):
+        if too_deep(item, MAX_DEPTH - 2):
+            where = deepest_path(item)
+            top = where[2:].split(".")[0].split("[")[0] if where.startswith("$.") else ""
+            raise ValidationFailed(
+                f"finding {index} nests more than {MAX_DEPTH - 2} levels deep (at {where}); flatten it",
+                field=f"findings.{index}.{top}" if top else f"findings.{index}",
+            )
     return items
 
 
