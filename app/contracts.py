@@ -26,6 +26,9 @@ MAX_TITLE = 512
 MAX_TEXT = 65_536
 MAX_ID = 2048
 MAX_TAGS = 100
+MAX_JSON_DEPTH = 64
+"""How deep ``context`` and ``raw`` may nest. Real reports stay under 12 levels; the JSON encoder that stores
+and fingerprints findings gives up at 255, so a deeper document used to fail with a 500 when stored."""
 
 
 class Severity(StrEnum):
@@ -155,8 +158,28 @@ class Location(_Strict):
     line: int | None = Field(None, ge=0, le=10_000_000, examples=[42])
 
 
+def too_deep(value: Any, levels: int) -> bool:
+    """``value`` nests more than ``levels`` arrays/objects deep. Visits containers only (a few
+    microseconds for a typical finding's ``raw``)."""
+    if levels <= 0:
+        return type(value) is dict or type(value) is list
+    if type(value) is dict:
+        children: Any = value.values()
+    elif type(value) is list:
+        children = value
+    else:
+        return False
+    for child in children:
+        if (type(child) is dict or type(child) is list) and too_deep(child, levels - 1):
+            return True
+    return False
+
+
 def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-05:00 is in the year 10000 in UTC
+        raise ValueError("time is out of range: it must fall between the years 1 and 9999 in UTC") from None
 
 
 _TEXT_FIELDS = ("source_id", "type", "title", "description", "remediation")
@@ -214,6 +237,13 @@ class NormalizedFinding(_Strict):
     @classmethod
     def _observed_utc(cls, value: datetime | None) -> datetime | None:
         return None if value is None else _aware(value)
+
+    @field_validator("context", "raw")
+    @classmethod
+    def _bounded_nesting(cls, value: Any) -> Any:
+        if too_deep(value, MAX_JSON_DEPTH):
+            raise ValueError(f"nests more than {MAX_JSON_DEPTH} levels deep; flatten it")
+        return value
 
     @field_validator("references")
     @classmethod

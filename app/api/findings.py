@@ -48,7 +48,7 @@ from app.pipeline.dedupe import STATUSES
 from app.pipeline.fingerprint import primary_key_of
 from app.pipeline.normalize import ItemError, validate_items
 from app.pipeline.routing_table import load_routing_table
-from app.reports import MAX_DEPTH, deepest_path, is_too_deep_error, too_deep
+from app.reports import MAX_DEPTH, is_too_deep_error
 from app.repositories import audit
 from app.repositories import finding_queries as queries
 
@@ -80,15 +80,6 @@ def decode_batch(body: bytes, limit: int) -> list[Any]:
             f"findings must hold 1 to {limit} findings per request, got {len(items)}; split the batch",
             field="findings",
         )
-    # findings -> item: two levels already used by the envelope.
-    for index, item in enumerate(items):
-        if too_deep(item, MAX_DEPTH - 2):
-            where = deepest_path(item)
-            top = where[2:].split(".")[0].split("[")[0] if where.startswith("$.") else ""
-            raise ValidationFailed(
-                f"finding {index} nests more than {MAX_DEPTH - 2} levels deep (at {where}); flatten it",
-                field=f"findings.{index}.{top}" if top else f"findings.{index}",
-            )
     return items
 
 

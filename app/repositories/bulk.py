@@ -90,7 +90,8 @@ def _sqlite_datetime(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    # SQLAlchemy's own format; strftime("%Y") would not zero-pad years before 1000 (Go's zero time).
+    return value.isoformat(sep=" ", timespec="microseconds")
 
 
 def _sqlite_rows(table: Table, names: Sequence[str], rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
