@@ -6,6 +6,7 @@ The edge owns the transaction: the request's session dependency (app.api.deps) a
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -110,6 +111,48 @@ def unit_of_work(engine: Engine) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+SQLITE_MIN_FREE_BYTES = 8 * 1024 * 1024
+"""Below this much free space next to the SQLite file, /readyz says the disk is full (a batch needs a few MB)."""
+
+
+def sqlite_write_problem(engine: Engine) -> str | None:
+    """Why the SQLite database cannot take writes (read-only filesystem, file or directory not writable,
+    disk full), checked on the filesystem without touching the database; None when it can, or not SQLite.
+
+    Opening or querying a read-only SQLite file fails with messages that do not say why, and a probe write
+    would queue behind real writers; these checks cost a few system calls."""
+    if engine.dialect.name != "sqlite":
+        return None
+    path = _sqlite_file(str(engine.url))
+    if path is None:
+        return None
+    directory = path.parent
+    try:
+        fs = os.statvfs(directory)
+    except OSError:
+        return "the database directory cannot be read"
+    if fs.f_flag & os.ST_RDONLY:
+        return "the database is read-only: its filesystem is mounted read-only"
+    companions = (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm"), directory)
+    if any(p.exists() and not os.access(p, os.W_OK) for p in companions):
+        return "the database is read-only: its file or directory is not writable"
+    if fs.f_bavail * fs.f_frsize < SQLITE_MIN_FREE_BYTES:
+        return "the database's disk is full"
+    return None
+
+
+def describe_unavailable(exc: BaseException) -> str:
+    """A fixed phrase for why the database refused (never its own message, which can quote values)."""
+    message = str(getattr(exc, "orig", None) or exc).lower()
+    if "readonly" in message or "read-only" in message:
+        return "the database is read-only"
+    if "disk is full" in message or "no space left" in message or "could not extend" in message:
+        return "the database's disk is full"
+    if "locked" in message:
+        return "the database is busy (locked by another writer)"
+    return "the database is unreachable"
 
 
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.db import describe_unavailable, sqlite_write_problem
 from app.errors import AppError
 
 log = logging.getLogger("tocsin.errors")
@@ -72,12 +73,14 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    # Connection refused, server restarting, SQLite locked past its busy timeout, read-only or full disk.
-    log.warning("database unavailable: %s", type(getattr(exc, "orig", exc)).__name__, exc_info=False)
+    # Connection refused or dropped, server restarting, SQLite locked past its busy timeout, read-only or full.
+    reason = describe_unavailable(exc)
+    engine = getattr(request.app.state, "engine", None)
+    if reason == "the database is unreachable" and engine is not None:
+        reason = sqlite_write_problem(engine) or reason  # SQLite's own messages rarely say why
+    log.warning("database unavailable: %s (%s)", reason, type(getattr(exc, "orig", exc)).__name__)
     return JSONResponse(
-        _body(
-            "the database is unavailable; nothing from this request was stored. Retry shortly.", "unavailable"
-        ),
+        _body(f"{reason}; nothing from this request was stored. Retry shortly.", "unavailable"),
         status_code=503,
         headers={"Retry-After": "2"},
     )

@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from app.api.deps import EngineDep
 from app.api.docs import error_responses
-from app.db import read_only
+from app.db import describe_unavailable, read_only, sqlite_write_problem
 from app.errors import Unavailable
 
 router = APIRouter(tags=["operations"])
@@ -26,16 +26,22 @@ def healthz() -> Health:
 
 @router.get(
     "/readyz",
-    summary="Readiness: the database answers",
+    summary="Readiness: the database answers and takes writes",
     response_model=Health,
     responses=error_responses(503),
 )
 def readyz(engine: EngineDep) -> Health:
+    """Ready when the database answers and, on SQLite, can take writes (a read-only or full disk answers
+    reads but would refuse every ingest)."""
     try:
         with read_only(engine).connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:
-        raise Unavailable(f"database unreachable: {type(exc).__name__}") from exc
+        reason = sqlite_write_problem(engine) or describe_unavailable(exc)
+        raise Unavailable(f"not ready: {reason} ({type(exc).__name__})") from exc
+    problem = sqlite_write_problem(engine)
+    if problem:
+        raise Unavailable(f"not ready: {problem}")
     return Health(status="ready")
 
 
