@@ -101,6 +101,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_config=None,
         timeout_graceful_shutdown=30,
         proxy_headers=False,
+        server_header=False,  # no "server: uvicorn" advertising the stack
     )
     server = uvicorn.Server(config)
     _exit_zero_on_stop_signal()
@@ -211,7 +212,7 @@ def cmd_tokens_create(args: argparse.Namespace) -> int:
     engine = create_db_engine(settings)
     try:
         with unit_of_work(engine) as session:
-            token, secret = create_token(session, args.name, args.scope, args.expires_at)
+            token, secret = create_token(session, args.name, args.scope, args.expires_at, sources=args.source)
             audit_created(session, token, CLI_ACTOR, None)
     except AppError as exc:
         print(f"tocsin: {exc.message}", file=sys.stderr)
@@ -468,6 +469,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="repeatable",
     )
     create.add_argument("--expires-at", type=_datetime, default=None, help="ISO 8601 time")
+    create.add_argument(
+        "--source",
+        action="append",
+        default=None,
+        help="bind an ingest token to this finding source, e.g. trivy (repeatable; default: any source)",
+    )
     create.set_defaults(func=cmd_tokens_create)
     revoke = tsub.add_parser("revoke", help="revoke a token by name")
     revoke.add_argument("name")

@@ -90,7 +90,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     if engine is not None:
         app.state.engine = engine
     errors.install(app)
-    middleware.install(app, settings.max_body_bytes, settings.max_report_bytes)
+    middleware.install(app, settings)
     # aws before ingest: its fixed /v1/ingest/... paths must win over /v1/ingest/{format_name}.
     for module in (
         health,

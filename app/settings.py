@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import orjson
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
@@ -22,6 +22,7 @@ _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")
 AWS_PULL_SERVICES = ("securityhub", "guardduty", "macie")
 _AWS_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
 _TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9*-]+:[0-9]{12}:[A-Za-z0-9_.*-]{1,256}$")
 
 
@@ -284,6 +285,70 @@ class Settings(BaseSettings):
         description="Messages per second per channel (Slack allows about 1); a channel's "
         "options.rate_per_second overrides it.",
     )
+
+    # -- Abuse limits and HTTP hardening (README "Security and limits") --------------------------------------
+    rate_limit_ingest_per_minute: int = Field(
+        6000,
+        ge=0,
+        le=10_000_000,
+        description="Ingest requests per minute per token, per API process (token bucket: a burst of a "
+        "minute's worth, refilled evenly); 0 disables.",
+    )
+    rate_limit_read_per_minute: int = Field(
+        12000,
+        ge=0,
+        le=10_000_000,
+        description="Read requests (endpoints needing `read`) per minute per token, per API process; 0 disables.",
+    )
+    max_concurrent_ingest_per_token: int = Field(
+        8,
+        ge=0,
+        le=10_000,
+        description="Ingest requests one token may have in progress at once, per API process; 0 disables.",
+    )
+    request_timeout_seconds: float = Field(
+        120.0,
+        ge=0,
+        le=3600,
+        description="A request still unanswered after this long gets 408 (its body had not arrived) or 504 "
+        "(still being processed; a database transaction under way is left to finish). 0 disables.",
+    )
+    hsts: bool = Field(
+        False,
+        description="Send Strict-Transport-Security (one year, subdomains); only behind HTTPS.",
+    )
+    cors_allow_credentials: bool = Field(
+        False,
+        description="Let browsers send cookies / HTTP auth cross-origin (bearer tokens do not need it); "
+        "never with a '*' origin.",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins browsers may call the API from (comma separated, e.g. https://console.example.com); "
+        "empty: CORS off.",
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().rstrip("/").lower() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _cors_origins(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        for origin in value:
+            if origin != "*" and not _ORIGIN.match(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin: scheme://host[:port], no path (e.g. https://console.example.com)"
+                )
+        if "*" in value and info.data.get("cors_allow_credentials"):
+            raise ValueError(
+                "'*' cannot be combined with TOCSIN_CORS_ALLOW_CREDENTIALS=true (any site could act with the "
+                "user's credentials); list the origins"
+            )
+        return list(dict.fromkeys(value))
 
     @field_validator("outbound_allow_hosts", mode="before")
     @classmethod

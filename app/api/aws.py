@@ -19,6 +19,7 @@ from app.api.deps import EngineDep, IngestCaller, IngestOrApiKeyCaller, RawBody,
 from app.api.docs import error_responses
 from app.api.ingest import ReportBodyDep, ingest_format, store_items
 from app.api.schemas import ErrorBody, IngestResponse, ReportIngestResponse
+from app.auth import Principal, require_sources
 from app.aws import eventbridge, sns
 from app.errors import PayloadTooLarge, ValidationFailed
 from app.pipeline.normalize import FieldError, ItemError, ValidItem
@@ -83,8 +84,11 @@ def _decode(body: bytes, what: str, field: str) -> Any:
         raise ValidationFailed(f"{what} is not valid JSON: {exc}", field=field) from exc
 
 
-def store_events(document: Any, actor: str, engine: Engine, settings: Settings) -> IngestResponse:
-    """Dispatch one event or a list and store what parsed; a single failing event is a 422."""
+def store_events(
+    document: Any, actor: str, engine: Engine, settings: Settings, caller: Principal | None = None
+) -> IngestResponse:
+    """Dispatch one event or a list and store what parsed; a single failing event is a 422. With a
+    ``caller`` (token-authenticated), its source binding applies to the findings."""
     try:
         events, is_list = eventbridge.events_of(document, settings.max_batch_findings)
     except eventbridge.EventError as exc:
@@ -94,6 +98,8 @@ def store_events(document: Any, actor: str, engine: Engine, settings: Settings) 
         failure = dispatched.failures[0]
         where = f"{failure.field}: " if failure.field else ""
         raise ValidationFailed(f"event not ingested: {where}{failure.message}", field=failure.field or "body")
+    if caller is not None:
+        require_sources(caller, dispatched.findings)
     items = [ValidItem(index, finding, finding.raw) for index, finding in enumerate(dispatched.findings)]
     failed = [ItemError(f.index, [FieldError(f.field, f.message)]) for f in dispatched.failures]
     return store_items(items, failed, actor, engine, settings)
@@ -128,10 +134,10 @@ def store_events(document: Any, actor: str, engine: Engine, settings: Settings) 
     },
 )
 def ingest_eventbridge(
-    body: RawBody, caller: IngestOrApiKeyCaller, engine: EngineDep, settings: SettingsDep
+    caller: IngestOrApiKeyCaller, body: RawBody, engine: EngineDep, settings: SettingsDep
 ) -> IngestResponse:
     document = _decode(body, "the body", "body")
-    return store_events(document, caller.name, engine, settings)
+    return store_events(document, caller.name, engine, settings, caller)
 
 
 class SnsAck(BaseModel):
@@ -254,6 +260,6 @@ def ingest_sns(
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}},
 )
 def ingest_securityhub(
-    body: ReportBodyDep, caller: IngestCaller, engine: EngineDep, settings: SettingsDep
+    caller: IngestCaller, body: ReportBodyDep, engine: EngineDep, settings: SettingsDep
 ) -> ReportIngestResponse:
-    return ingest_format("asff", body, caller, engine, settings)
+    return ingest_format("asff", caller, body, engine, settings)

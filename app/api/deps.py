@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from app.api.limits import AbuseLimits
 from app.auth import Principal, authenticate, require_scope, touch_token
 from app.db import read_only, unit_of_work
 from app.errors import Unauthorized
@@ -89,21 +90,48 @@ def get_principal_or_api_key(
     return _principal_of(engine, settings, presented)
 
 
+def limits_of(request: Request) -> AbuseLimits:
+    limits: AbuseLimits = request.app.state.limits
+    return limits
+
+
 def scoped(
     scope: str, authenticate_with: Callable[..., Principal] = get_principal
-) -> Callable[[Principal], Principal]:
+) -> Callable[..., Principal]:
+    """The caller, if its token has ``scope``; a ``read`` caller also counts against its read rate."""
+
     # A default, not Annotated: the annotation would be resolved in this module's globals, where
     # ``authenticate_with`` (a closure variable) does not exist.
-    def dependency(principal: Principal = Depends(authenticate_with)) -> Principal:
+    def dependency(request: Request, principal: Principal = Depends(authenticate_with)) -> Principal:
         require_scope(principal, scope)
+        if scope == "read":
+            limits_of(request).reading(principal)
         return principal
 
     dependency.__name__ = f"require_{scope}"
     return dependency
 
 
-IngestCaller = Annotated[Principal, Depends(scoped("ingest"))]
-IngestOrApiKeyCaller = Annotated[Principal, Depends(scoped("ingest", get_principal_or_api_key))]
+def ingesting(
+    authenticate_with: Callable[..., Principal] = get_principal,
+) -> Callable[..., Iterator[Principal]]:
+    """The caller of an ingest endpoint: ``ingest`` scope, within its rate, holding one of its
+    concurrent-ingest slots until the endpoint returns. Endpoints declare it before their body, so a
+    refused caller is answered before its body is read."""
+
+    def dependency(
+        request: Request, principal: Principal = Depends(authenticate_with)
+    ) -> Iterator[Principal]:
+        require_scope(principal, "ingest")
+        with limits_of(request).ingesting(principal):
+            yield principal
+
+    dependency.__name__ = "require_ingest"
+    return dependency
+
+
+IngestCaller = Annotated[Principal, Depends(ingesting(), scope="function")]
+IngestOrApiKeyCaller = Annotated[Principal, Depends(ingesting(get_principal_or_api_key), scope="function")]
 ReadCaller = Annotated[Principal, Depends(scoped("read"))]
 TriageCaller = Annotated[Principal, Depends(scoped("triage"))]
 AdminCaller = Annotated[Principal, Depends(scoped("admin"))]

@@ -38,6 +38,7 @@ from app.api.schemas import (
     ScoreBreakdown,
     TriageRequest,
 )
+from app.auth import require_sources
 from app.clock import utcnow
 from app.contracts import SEVERITY_MIN_SCORE, Severity, parse_severity
 from app.db import run_transaction
@@ -103,10 +104,11 @@ def _failed(errors: list[ItemError]) -> list[FailedItem]:
     openapi_extra=json_body("FindingBatch", {"findings": [EXAMPLE_FINDING]}),
 )
 def post_findings(
-    body: RawBody, caller: IngestCaller, engine: EngineDep, settings: SettingsDep
+    caller: IngestCaller, body: RawBody, engine: EngineDep, settings: SettingsDep
 ) -> IngestResponse:
     items = decode_batch(body, settings.max_batch_findings)
     valid, failed = validate_items(items)
+    require_sources(caller, (item.finding for item in valid))
     outcome = run_transaction(
         engine,
         lambda session: ingest.ingest(session, valid, caller.name, settings.scoring),

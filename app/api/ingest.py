@@ -22,7 +22,7 @@ from app.api.deps import EngineDep, IngestCaller, SettingsDep
 from app.api.docs import error_responses
 from app.api.findings import decode_batch, ingest_response
 from app.api.schemas import IngestResponse, ReportIngestResponse
-from app.auth import Principal
+from app.auth import Principal, only_bound_sources, require_sources
 from app.clock import new_id
 from app.contracts import NormalizedFinding, SourceParser
 from app.db import run_transaction
@@ -206,9 +206,8 @@ def _store_report(
     counted: list[_Chunks] = []
 
     def work(session: Any) -> ingest.IngestOutcome:
-        chunks = _Chunks(
-            _findings(parser, document, _salt(settings)), settings.max_batch_findings, repository
-        )
+        findings = only_bound_sources(caller, _findings(parser, document, _salt(settings)))
+        chunks = _Chunks(findings, settings.max_batch_findings, repository)
         counted[:] = [chunks]
         return ingest.ingest_chunks(session, chunks, caller.name, settings.scoring, scan=scan)
 
@@ -227,6 +226,7 @@ def _store_native(
 ) -> ReportIngestResponse:
     # Same item-by-item validation as POST /v1/findings: valid findings stored, others reported.
     valid, failed = validate_items(items)
+    require_sources(caller, (item.finding for item in valid))
     if repository:
         valid = [ValidItem(v.index, in_repository(v.finding, repository), v.raw) for v in valid]
     stored = store_items(valid, failed, caller.name, engine, settings, scan)
@@ -273,8 +273,8 @@ FORMATS_TEXT = ", ".join(registry.parser_names())
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}},
 )
 def ingest_auto(
-    body: ReportBodyDep,
     caller: IngestCaller,
+    body: ReportBodyDep,
     engine: EngineDep,
     settings: SettingsDep,
     scan: Annotated[ScanParams, Depends()],
@@ -301,8 +301,8 @@ def ingest_auto(
 )
 def ingest_format(
     format_name: Annotated[str, Path(max_length=64, description=f"One of: {FORMATS_TEXT}.")],
-    body: ReportBodyDep,
     caller: IngestCaller,
+    body: ReportBodyDep,
     engine: EngineDep,
     settings: SettingsDep,
     scan: Annotated[ScanParams | None, Depends(ScanParams)] = None,

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request id + access log + metrics, and the body size limit."""
+"""Pure ASGI middleware: security headers, request id + access log + metrics, CORS, the request timeout
+and the body size limit (outermost first)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ import uuid
 from typing import Any
 
 import orjson
+from starlette.datastructures import MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import unexpected
+from app.api.limits import AbuseLimits, RequestTimeoutMiddleware
 from app.logs import request_id_var
 from app.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from app.settings import Settings
 
 log = logging.getLogger("tocsin.http")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -150,11 +155,76 @@ class _BodyTooLarge(Exception):
     pass
 
 
-def install(app: Any, max_body_bytes: int, max_report_bytes: int) -> None:
+# The API serves JSON only: nothing may load, frame or submit anywhere.
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+# /docs (Swagger UI) and /redoc load their bundles from jsDelivr and start them with an inline script;
+# ReDoc also loads Google Fonts and runs a worker from a blob. Still no framing and no foreign calls.
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+    "font-src https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
+    "connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+class SecurityHeadersMiddleware:
+    """Adds the browser-facing hardening headers to every response, errors included (a header the app set
+    itself wins)."""
+
+    def __init__(self, app: ASGIApp, docs_paths: frozenset[str], hsts: bool) -> None:
+        self.app = app
+        self.docs_paths = docs_paths
+        common = [
+            ("X-Content-Type-Options", "nosniff"),
+            ("X-Frame-Options", "DENY"),
+            ("Referrer-Policy", "no-referrer"),
+            ("Cache-Control", "no-store"),
+        ]
+        if hsts:
+            common.append(("Strict-Transport-Security", HSTS))
+        self.api_headers = [*common, ("Content-Security-Policy", API_CSP)]
+        self.docs_headers = [*common, ("Content-Security-Policy", DOCS_CSP)]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        wanted = self.docs_headers if scope.get("path") in self.docs_paths else self.api_headers
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in wanted:
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def install(app: Any, settings: Settings) -> None:
+    """Abuse limits on ``app.state.limits`` (checked by the scope dependencies) and the middleware stack;
+    the last added runs first."""
+    app.state.limits = AbuseLimits(settings)
     app.add_middleware(
         BodyLimitMiddleware,
-        max_bytes=max_body_bytes,
-        report_max_bytes=max_report_bytes,
+        max_bytes=settings.max_body_bytes,
+        report_max_bytes=settings.max_report_bytes,
         report_prefix="/v1/ingest/",
     )
+    app.add_middleware(RequestTimeoutMiddleware, seconds=settings.request_timeout_seconds)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=settings.cors_allow_credentials,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+            max_age=600,
+        )
     app.add_middleware(RequestContextMiddleware)
+    docs = {app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
+    app.add_middleware(
+        SecurityHeadersMiddleware, docs_paths=frozenset(p for p in docs if p), hsts=settings.hsts
+    )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.contracts import NormalizedFinding
 
@@ -161,6 +161,9 @@ class StatsOut(BaseModel):
 
 
 Scope = Literal["ingest", "read", "triage", "admin"]
+SourceName = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$")
+]
 
 
 class TokenCreate(BaseModel):
@@ -171,12 +174,21 @@ class TokenCreate(BaseModel):
     )
     scopes: list[Scope] = Field(min_length=1, examples=[["ingest"]])
     expires_at: datetime | None = None
+    sources: list[SourceName] | None = Field(
+        None,
+        min_length=1,
+        max_length=50,
+        description="Bind an ingest token to these finding sources (the `source` of each finding, e.g. "
+        "`trivy`, `guardduty`): a request carrying any other source is refused with 403. Omit for any source.",
+        examples=[["trivy"]],
+    )
 
 
 class TokenOut(BaseModel):
     id: str
     name: str
     scopes: list[str]
+    sources: list[str] | None = Field(None, description="The finding sources this token may post; null: any.")
     created_at: datetime
     expires_at: datetime | None
     last_used_at: datetime | None

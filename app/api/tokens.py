@@ -34,7 +34,8 @@ def list_tokens(caller: AdminCaller, session: ReadSessionDep) -> list[TokenOut]:
 @router.post(
     "",
     summary="Create a token",
-    description="Returns the secret once. Scopes: ingest, read, triage, admin. Needs `admin`.",
+    description="Returns the secret once. Scopes: ingest, read, triage, admin. `sources` binds an ingest "
+    "token to the finding sources it may post. Needs `admin`.",
     response_model=TokenCreated,
     status_code=201,
     responses=error_responses(401, 403, 409, 422),
@@ -42,7 +43,8 @@ def list_tokens(caller: AdminCaller, session: ReadSessionDep) -> list[TokenOut]:
 def post_token(
     body: TokenCreate, caller: AdminCaller, session: SessionDep, request_id: RequestIdDep
 ) -> TokenCreated:
-    token, secret = create_token(session, body.name, list(body.scopes), body.expires_at)
+    sources = list(body.sources) if body.sources is not None else None
+    token, secret = create_token(session, body.name, list(body.scopes), body.expires_at, sources=sources)
     audit_created(session, token, caller.name, request_id)
     return TokenCreated(**_out(token).model_dump(), token=secret)
 

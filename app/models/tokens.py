@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Column, String
 from sqlmodel import Field, SQLModel
 
-from app.models.types import JSONType, UTCDateTime
+from app.models.types import JSONDocument, JSONType, UTCDateTime
 
 
 class ApiToken(SQLModel, table=True):
@@ -21,3 +21,5 @@ class ApiToken(SQLModel, table=True):
     expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     last_used_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    # The sources an ingest token may post findings for (``finding.source``); None: any source.
+    sources: list[str] | None = Field(default=None, sa_column=Column(JSONDocument, nullable=True))

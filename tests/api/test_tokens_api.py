@@ -12,7 +12,7 @@ from sqlalchemy import Engine, text
 
 from tests.conftest import ADMIN_TOKEN
 
-TOKEN_FIELDS = {"id", "name", "scopes", "created_at", "expires_at", "last_used_at", "revoked_at"}
+TOKEN_FIELDS = {"id", "name", "scopes", "sources", "created_at", "expires_at", "last_used_at", "revoked_at"}
 
 
 def create(client: Any, name: str, *scopes: str, **extra: Any) -> Any:
