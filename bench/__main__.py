@@ -2,7 +2,9 @@
 
 Phases: generate -> ceiling (COPY / executemany) -> ingest through the real service (PostgreSQL with
 1 and 2 processes, SQLite with 1; a mixed pass then the same findings again; the Trivy endpoint) ->
-growth (a 10k batch at 0 .. 1M stored) -> queries at the largest store -> one table, JSON and a chart.
+growth (a 10k batch at 0 .. 1M stored) -> queries at the largest store -> delivery (10k new findings
+through the outbox into the fake Slack with 1 and 3 `tocsin worker` processes) -> one table, JSON and
+a chart.
 Environment: BENCH_SCALE (1 = the issue's numbers; --quick = 0.01), BENCH_PASS_SECONDS (time cap per
 ingest pass), TOCSIN_BENCH_DATABASE_URL, BENCH_KEEP_DB=1 (keep the scratch database), BENCH_APP_DIR
 (benchmark the service of another checkout).
@@ -25,14 +27,14 @@ import httpx
 import orjson
 
 from app.settings import load_settings
-from bench import ceiling, generator, growth, query, report
+from bench import ceiling, delivery, generator, growth, query, report
 from bench.common import RESULTS_DIR, ROOT, BenchConfig, progress
 from bench.load import Body, LoadResult, auth_headers, batch_bodies, post_batches
 from bench.rows import build_rows, payloads_and_rows, verify_clones
 from bench.server import Service, drop_database, pg_connect, recreate_database, serve_command
 
 GROWTH_SERIAL_BASE = 50_000_000
-PHASES = ("ceiling", "ingest", "growth", "query")
+PHASES = ("ceiling", "ingest", "growth", "query", "delivery")
 
 
 def _environment(cfg: BenchConfig) -> dict[str, Any]:
@@ -320,53 +322,58 @@ def main(argv: list[str] | None = None) -> int:
     if env["service_command_note"]:
         progress(f"NOTE: {env['service_command_note']}")
     try:
-        distinct_count = round(cfg.ingest_count * (1 - cfg.repeat_ratio))
-        progress(
-            f"generate: {cfg.ingest_count:,} findings ({distinct_count:,} distinct) and their rows, growth and Trivy payloads"
-        )
-        distinct, rows = payloads_and_rows(distinct_count, seed=7)
-        items = generator.blocked_repeats(
-            distinct, cfg.ingest_count, cfg.repeat_ratio, block=min(10_000, cfg.ingest_count)
-        )
-        bodies = batch_bodies(items, cfg.batch_size)
-        new_sets = [  # two sets of new findings per growth step
-            [
-                generator.findings_parallel(
-                    cfg.growth_batch, seed=9, start=GROWTH_SERIAL_BASE + (2 * k + r) * cfg.growth_batch
-                )
-                for r in range(2)
-            ]
-            for k in range(len(cfg.growth_sizes))
-        ]
-        trivy_bytes = orjson.dumps(generator.trivy_report(cfg.trivy_vulns))
-        progress(
-            f"  {len(bodies):,} request bodies ({sum(len(b.content) for b in bodies) / 1e6:,.0f} MB) and "
-            f"{len(rows):,} findings rows built by the service's own functions"
-        )
-
-        if "ceiling" in phases:
-            recreate_database(cfg.admin_url, cfg.bench_url)
-            pg = ceiling.postgres_ceiling(cfg.bench_url, rows)
-            progress(f"ceiling PostgreSQL COPY: {pg.rows:,} rows in {pg.seconds:.1f} s = {pg.rate:,.0f}/s")
-            lite = ceiling.sqlite_ceiling(scratch / "ceiling.db", rows)
+        if phases & {"ceiling", "ingest", "growth", "query"}:  # the findings data; delivery makes its own
+            distinct_count = round(cfg.ingest_count * (1 - cfg.repeat_ratio))
             progress(
-                f"ceiling SQLite executemany: {lite.rows:,} rows in {lite.seconds:.1f} s = {lite.rate:,.0f}/s"
+                f"generate: {cfg.ingest_count:,} findings ({distinct_count:,} distinct) and their rows, growth and Trivy payloads"
             )
-            results["ceiling"] = {
-                c.database: {"rows": c.rows, "seconds": c.seconds, "rate": c.rate} for c in (pg, lite)
-            }
-        del rows
-        if "ingest" in phases:
-            results["ingest"], results["trivy"] = run_ingest(
-                cfg, bodies, results["ceiling"], trivy_bytes, scratch, pass_cap
+            distinct, rows = payloads_and_rows(distinct_count, seed=7)
+            items = generator.blocked_repeats(
+                distinct, cfg.ingest_count, cfg.repeat_ratio, block=min(10_000, cfg.ingest_count)
             )
-        if "growth" in phases:
-            pool = distinct[: min(len(distinct), 20_000)]
-            templates = build_rows(pool, load_settings().scoring)
-            verify_clones(templates, pool, load_settings().scoring)
-            results["growth"], results["queries"], results["query_store_size"] = run_growth(
-                cfg, templates, pool, new_sets
+            bodies = batch_bodies(items, cfg.batch_size)
+            new_sets = [  # two sets of new findings per growth step
+                [
+                    generator.findings_parallel(
+                        cfg.growth_batch, seed=9, start=GROWTH_SERIAL_BASE + (2 * k + r) * cfg.growth_batch
+                    )
+                    for r in range(2)
+                ]
+                for k in range(len(cfg.growth_sizes))
+            ]
+            trivy_bytes = orjson.dumps(generator.trivy_report(cfg.trivy_vulns))
+            progress(
+                f"  {len(bodies):,} request bodies ({sum(len(b.content) for b in bodies) / 1e6:,.0f} MB) and "
+                f"{len(rows):,} findings rows built by the service's own functions"
             )
+
+            if "ceiling" in phases:
+                recreate_database(cfg.admin_url, cfg.bench_url)
+                pg = ceiling.postgres_ceiling(cfg.bench_url, rows)
+                progress(
+                    f"ceiling PostgreSQL COPY: {pg.rows:,} rows in {pg.seconds:.1f} s = {pg.rate:,.0f}/s"
+                )
+                lite = ceiling.sqlite_ceiling(scratch / "ceiling.db", rows)
+                progress(
+                    f"ceiling SQLite executemany: {lite.rows:,} rows in {lite.seconds:.1f} s = {lite.rate:,.0f}/s"
+                )
+                results["ceiling"] = {
+                    c.database: {"rows": c.rows, "seconds": c.seconds, "rate": c.rate} for c in (pg, lite)
+                }
+            del rows
+            if "ingest" in phases:
+                results["ingest"], results["trivy"] = run_ingest(
+                    cfg, bodies, results["ceiling"], trivy_bytes, scratch, pass_cap
+                )
+            if "growth" in phases:
+                pool = distinct[: min(len(distinct), 20_000)]
+                templates = build_rows(pool, load_settings().scoring)
+                verify_clones(templates, pool, load_settings().scoring)
+                results["growth"], results["queries"], results["query_store_size"] = run_growth(
+                    cfg, templates, pool, new_sets
+                )
+        if "delivery" in phases:
+            results["delivery"] = delivery.run_delivery(cfg)
     finally:
         if not cfg.keep_database:
             drop_database(cfg.admin_url, cfg.bench_url)
@@ -380,7 +387,10 @@ def main(argv: list[str] | None = None) -> int:
         "missed": verdicts.missed,
         "missed_lines": verdicts.missed_lines,
     }
-    stem = cfg.date_tag + ("-quick" if quick else "")
+    stem = cfg.date_tag
+    if phases != set(PHASES):  # a partial run must not overwrite the day's full results
+        stem += "-" + "-".join(phase for phase in PHASES if phase in phases)
+    stem += "-quick" if quick else ""
     json_path = RESULTS_DIR / f"{stem}.json"
     chart_path = RESULTS_DIR / f"{stem}-growth.png"
     report.write_json(results, json_path)

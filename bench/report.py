@@ -200,6 +200,10 @@ def build_lines(results: dict[str, Any]) -> tuple[list[Line], Verdicts]:
             line.value = query["note"] or "n/a"
             line.note = ""
         lines.append(line)
+
+    from bench.delivery_report import delivery_lines  # imports this module's Line/Check
+
+    lines += delivery_lines(results.get("delivery") or {}, verdicts)
     return lines, verdicts
 
 
