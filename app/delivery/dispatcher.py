@@ -135,6 +135,7 @@ class Dispatcher:
         self._factory = channel_factory
         self._channels: dict[str, tuple[tuple[Any, ...], Channel]] = {}
         self._pacer = _Pacer()
+        self._slots = asyncio.Semaphore(self.concurrency)  # send slots of the current round
         self._stopping = asyncio.Event()
         self.totals = RoundStats()
 
@@ -189,7 +190,7 @@ class Dispatcher:
             return RoundStats()
         groups, findings, table = await asyncio.to_thread(self._load, group_ids, now)
         stats = RoundStats(claimed=len(group_ids))
-        semaphore = asyncio.Semaphore(self.concurrency)
+        semaphore = self._slots = asyncio.Semaphore(self.concurrency)
 
         async def one(claimed: ClaimedGroup) -> RoundStats:
             async with semaphore:
@@ -260,7 +261,12 @@ class Dispatcher:
             stats.released = len(plan.send)
             return stats
         if wait > 0:
-            await asyncio.sleep(wait)
+            # Waiting for the channel's pace must not hold a send slot: other channels' groups go on.
+            self._slots.release()
+            try:
+                await asyncio.sleep(wait)
+            finally:
+                await self._slots.acquire()
         message = build_message(
             message_id=new_id(),
             team=group["team"],

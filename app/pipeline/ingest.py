@@ -272,6 +272,8 @@ def _new_row(
         "updated_at": now,
         "scan_scope": scan.scope if scan else None,
         "last_scan_id": scan.id if scan else None,
+        "team": None,  # set by routing (_assign_owner)
+        "routed_by": None,
     }
 
 

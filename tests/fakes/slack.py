@@ -108,6 +108,8 @@ class FakeSlack:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Answer at once on kept-alive connections (Nagle would hold each response ~40 ms back).
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 pass
