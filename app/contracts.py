@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Protocol, runtime_checkable
@@ -399,6 +400,15 @@ class DeliveryResult(BaseModel):
     retry_after_seconds: float | None = None
     thread_ref: str | None = None
     """Reference to the message just sent, for later messages of the same group (Slack ``ts``...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundPolicy:
+    """Where channels may connect: the deployment's allow-list of hosts that skip the public-address
+    check (``TOCSIN_OUTBOUND_ALLOW_HOSTS``, lowercase names). Everything else must resolve to public
+    addresses, checked at connect time (``integrations.channels._net``)."""
+
+    allow_hosts: frozenset[str] = frozenset()
 
 
 @runtime_checkable

@@ -32,7 +32,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from app.clock import new_id, utcnow
-from app.contracts import Channel, DeliveryResult
+from app.contracts import Channel, DeliveryResult, OutboundPolicy
 from app.db import read_only, run_transaction, unit_of_work
 from app.delivery import outbound
 from app.delivery.backoff import retry_delay
@@ -59,7 +59,7 @@ CLOSED_STATUSES = frozenset({"resolved", "suppressed", "false_positive"})
 DB_ATTEMPTS = 4
 LEASE_MARGIN_SECONDS = 5.0
 
-ChannelFactory = Callable[[str, str, Mapping[str, Any], SecretStr | None], Channel]
+ChannelFactory = Callable[[str, str, Mapping[str, Any], SecretStr | None, OutboundPolicy], Channel]
 
 
 def default_worker_id() -> str:
@@ -363,7 +363,8 @@ class Dispatcher:
         cached = self._channels.get(row["id"])
         if cached is not None and cached[0] == key:
             return cached[1]
-        channel = self._factory(str(row["kind"]), str(row["target"]), options, secret)
+        policy = OutboundPolicy(frozenset(h.lower() for h in self.settings.outbound_allow_hosts))
+        channel = self._factory(str(row["kind"]), str(row["target"]), options, secret, policy)
         if cached is not None:
             asyncio.get_running_loop().create_task(cached[1].aclose())
         self._channels[row["id"]] = (key, channel)

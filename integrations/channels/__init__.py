@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from pydantic import SecretStr
 
-from app.contracts import Channel
+from app.contracts import Channel, OutboundPolicy
 from integrations.channels import slack
 
 
@@ -25,7 +25,9 @@ class ChannelModule(Protocol):
 
     def validate(self, target: str, options: Mapping[str, Any]) -> None: ...
 
-    def build(self, target: str, options: Mapping[str, Any], secret: SecretStr | None) -> Channel: ...
+    def build(
+        self, target: str, options: Mapping[str, Any], secret: SecretStr | None, outbound: OutboundPolicy
+    ) -> Channel: ...
 
 
 CHANNEL_KINDS: dict[str, ChannelModule] = {module.kind: module for module in (slack,)}
@@ -65,7 +67,12 @@ def validate_channel(kind: str, target: str, options: Mapping[str, Any] | None =
 
 
 def build_channel(
-    kind: str, target: str, options: Mapping[str, Any] | None, secret: SecretStr | None
+    kind: str,
+    target: str,
+    options: Mapping[str, Any] | None,
+    secret: SecretStr | None,
+    outbound: OutboundPolicy | None = None,
 ) -> Channel:
-    """A ready-to-send channel; raises ValueError naming the bad option (a config changed under us)."""
-    return _module(kind).build(target, _channel_options(options), secret)
+    """A ready channel. ``outbound`` is the deployment's guard policy; every connection the channel
+    opens is checked against it at connect time (``integrations.channels._net``)."""
+    return _module(kind).build(target, _channel_options(options), secret, outbound or OutboundPolicy())

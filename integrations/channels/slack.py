@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from app.contracts import DeliveryResult, Notification
+from app.contracts import DeliveryResult, Notification, OutboundPolicy
 from integrations.channels import slack_blocks
 
 kind = "slack"
@@ -98,8 +98,11 @@ def validate(target: str, options: Mapping[str, Any]) -> None:
     parse_config(target, options)
 
 
-def build(target: str, options: Mapping[str, Any], secret: SecretStr | None) -> SlackChannel:
-    """A ready channel; a missing secret is reported by ``send`` (a user can still fix it and retry)."""
+def build(
+    target: str, options: Mapping[str, Any], secret: SecretStr | None, outbound: OutboundPolicy | None = None
+) -> SlackChannel:
+    """A ready channel; a missing secret is reported by ``send`` (a user can still fix it and retry).
+    The delivery layer checks ``endpoint`` against the outbound policy before each send."""
     return SlackChannel(parse_config(target, options), secret)
 
 
