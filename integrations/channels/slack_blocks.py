@@ -19,6 +19,18 @@ MAX_SECTION_TEXT = 3000
 MAX_HEADER_TEXT = 150
 MAX_CONTEXT_TEXT = 2000
 MAX_FALLBACK_TEXT = 3000
+MAX_ACTION_FINDINGS = 5
+"""Findings that get triage buttons (the first, most severe ones): five buttons per finding, one actions
+block each, so a big group still fits in Slack's 50 blocks with room for its findings."""
+ACTION_PREFIX = "tocsin:"
+ACTIONS: tuple[tuple[str, str], ...] = (
+    ("acknowledge", "Acknowledge"),
+    ("snooze", "Snooze 7 days"),
+    ("resolve", "Resolve"),
+    ("false_positive", "False positive"),
+    ("open_ticket", "Open ticket"),
+)
+"""``action_id`` suffix and button label; the button's ``value`` is the finding id."""
 ELLIPSIS = "…"
 
 Block = dict[str, Any]
@@ -57,17 +69,23 @@ _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 _TOP_REASONS = 3
 
 
-def render(notification: Notification) -> tuple[str, list[Block]]:
-    """The fallback ``text`` (notifications, screen readers) and the ``blocks`` of one message."""
+def render(notification: Notification, *, actions: bool = True) -> tuple[str, list[Block]]:
+    """The fallback ``text`` (notifications, screen readers) and the ``blocks`` of one message.
+
+    ``actions``: triage buttons under the first ``MAX_ACTION_FINDINGS`` findings that are not resolved
+    (off for incoming-webhook channels, whose messages Tocsin can never update)."""
     header = _header_text(notification)
-    shown, more = _split(notification)
+    shown, more = _split(notification, actions)
     blocks: list[Block] = [
         {
             "type": "header",
             "text": {"type": "plain_text", "text": clip(header, MAX_HEADER_TEXT), "emoji": True},
         }
     ]
-    blocks.extend(_section(_finding_text(finding)) for finding in shown)
+    for index, finding in enumerate(shown):
+        blocks.append(_section(_finding_text(finding)))
+        if actions and index < MAX_ACTION_FINDINGS and finding.event != "resolved":
+            blocks.append(actions_block(finding.id))
     if more:
         blocks.append(_section(f"{ELLIPSIS}and {more} more finding{_s(more)} in this group"))
     blocks.append(_context(notification, len(shown)))
@@ -117,11 +135,49 @@ def _s(count: int) -> str:
     return "" if count == 1 else "s"
 
 
-def _split(notification: Notification) -> tuple[list[NotifiedFinding], int]:
-    """The findings that fit (header and context take two blocks) and how many are left unsaid."""
+def actions_block(finding_id: str) -> Block:
+    """The triage buttons of one finding; ``block_id`` lets an update find them again."""
+    return {
+        "type": "actions",
+        "block_id": f"{ACTION_PREFIX}actions:{finding_id}"[:255],
+        "elements": [
+            {
+                "type": "button",
+                "action_id": f"{ACTION_PREFIX}{action}",
+                "text": {"type": "plain_text", "text": label, "emoji": True},
+                "value": finding_id,
+                **({"style": "primary"} if action == "resolve" else {}),
+            }
+            for action, label in ACTIONS
+        ],
+    }
+
+
+def with_status_line(blocks: list[Block], finding_id: str, text: str) -> list[Block]:
+    """A copy of a posted message's ``blocks`` with a status line (``✅ Acknowledged by @name``) under
+    the finding's buttons, replacing an earlier one; appended at the end if the buttons are not found."""
+    status_id = f"{ACTION_PREFIX}status:{finding_id}"[:255]
+    actions_id = f"{ACTION_PREFIX}actions:{finding_id}"[:255]
+    line: Block = {
+        "type": "context",
+        "block_id": status_id,
+        "elements": [{"type": "mrkdwn", "text": clip(text, MAX_CONTEXT_TEXT)}],
+    }
+    kept = [b for b in blocks if not (isinstance(b, dict) and b.get("block_id") == status_id)]
+    for index, block in enumerate(kept):
+        if isinstance(block, dict) and block.get("block_id") == actions_id:
+            return [*kept[: index + 1], line, *kept[index + 1 :]][:MAX_BLOCKS]
+    return [*kept, line][-MAX_BLOCKS:]
+
+
+def _split(notification: Notification, actions: bool = True) -> tuple[list[NotifiedFinding], int]:
+    """The findings that fit (header and context take two blocks, each actions block one) and how many
+    are left unsaid."""
     findings = notification.findings
     total = max(notification.total, len(findings))
     room = MAX_BLOCKS - 2
+    if actions:
+        room -= min(MAX_ACTION_FINDINGS, len(findings))
     if total > len(findings) or len(findings) > room:
         room -= 1  # the "…and N more" section takes a block
     shown = list(findings[:room])

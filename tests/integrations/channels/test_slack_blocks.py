@@ -7,11 +7,13 @@ from typing import Any
 
 from app.contracts import Severity
 from integrations.channels.slack_blocks import (
+    MAX_ACTION_FINDINGS,
     MAX_BLOCKS,
     MAX_HEADER_TEXT,
     MAX_SECTION_TEXT,
     escape,
     render,
+    with_status_line,
 )
 from integrations.testing_channels import sample_finding, sample_notification
 
@@ -40,7 +42,8 @@ def assert_within_limits(blocks: list[dict[str, Any]]) -> None:
 def test_a_group_reads_as_one_message_with_a_section_per_finding() -> None:
     text, blocks = render(sample_notification(3))
 
-    assert [b["type"] for b in blocks] == ["header", "section", "section", "section", "context"]
+    kinds = ["header", "section", "actions", "section", "actions", "section", "actions", "context"]
+    assert [b["type"] for b in blocks] == kinds
     assert blocks[0]["text"]["text"] == ":red_circle: 3 new HIGH findings — payments"
     assert text.startswith(":red_circle: 3 new HIGH findings — payments")
     cloud, code = texts(blocks, "section")[:2]
@@ -99,9 +102,10 @@ def test_sixty_findings_fit_in_fifty_blocks_and_say_how_many_more() -> None:
     text, blocks = render(sample_notification(60))
 
     assert len(blocks) == MAX_BLOCKS
-    assert blocks[-2]["text"]["text"] == "…and 13 more findings in this group"
-    assert len(texts(blocks, "section")) == 48  # 47 findings + the "more" line
-    assert "47 of 60 shown" in texts(blocks, "context")[0]
+    assert blocks[-2]["text"]["text"] == "…and 18 more findings in this group"
+    assert len(texts(blocks, "section")) == 43  # 42 findings + the "more" line
+    assert sum(b["type"] == "actions" for b in blocks) == MAX_ACTION_FINDINGS
+    assert "42 of 60 shown" in texts(blocks, "context")[0]
     assert "…and 55 more" in text  # the fallback lists five
 
 
@@ -113,8 +117,8 @@ def test_a_group_larger_than_what_was_handed_over_says_so() -> None:
     assert len(texts(blocks, "section")) == 4
 
 
-def test_forty_eight_findings_fit_exactly_without_a_more_line() -> None:
-    _, blocks = render(sample_notification(48))
+def test_forty_three_findings_fit_exactly_without_a_more_line() -> None:
+    _, blocks = render(sample_notification(43))
 
     assert len(blocks) == MAX_BLOCKS
     assert not any("more finding" in t for t in texts(blocks, "section"))
@@ -208,3 +212,40 @@ def test_a_digest_says_it_collects_what_quiet_hours_held_back() -> None:
 
 def test_escape_only_touches_slack_control_characters() -> None:
     assert escape("a & b < c > d * _ ~ `") == "a &amp; b &lt; c &gt; d * _ ~ `"
+
+
+def test_the_first_findings_get_triage_buttons_carrying_their_id() -> None:
+    _, blocks = render(sample_notification(7))
+
+    actions = [b for b in blocks if b["type"] == "actions"]
+    assert len(actions) == MAX_ACTION_FINDINGS
+    first = actions[0]
+    assert first["block_id"] == "tocsin:actions:fnd_000000"
+    assert [e["action_id"] for e in first["elements"]] == [
+        "tocsin:acknowledge",
+        "tocsin:snooze",
+        "tocsin:resolve",
+        "tocsin:false_positive",
+        "tocsin:open_ticket",
+    ]
+    assert {e["value"] for e in first["elements"]} == {"fnd_000000"}
+    assert [e["text"]["text"] for e in first["elements"]][1] == "Snooze 7 days"
+
+
+def test_resolved_findings_and_webhook_messages_have_no_buttons() -> None:
+    _, resolved = render(sample_notification(2, event="resolved"))
+    _, plain = render(sample_notification(2), actions=False)
+
+    assert not [b for b in resolved + plain if b["type"] == "actions"]
+
+
+def test_a_status_line_goes_under_the_findings_buttons_and_replaces_the_last_one() -> None:
+    _, blocks = render(sample_notification(2))
+
+    once = with_status_line(blocks, "fnd_000001", "Acknowledged by <@U1>")
+    twice = with_status_line(once, "fnd_000001", "Resolved by <@U2>")
+
+    assert [b["type"] for b in twice][3:6] == ["section", "actions", "context"]
+    assert texts(twice, "context")[0] == "Resolved by <@U2>"
+    assert len(twice) == len(blocks) + 1
+    assert blocks == render(sample_notification(2))[1]  # the input is not changed
