@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from pydantic import SecretStr
 
 from app.contracts import Channel, OutboundPolicy
-from integrations.channels import slack
+from integrations.channels import email, github, jira, slack
 
 
 class ChannelModule(Protocol):
@@ -30,7 +30,7 @@ class ChannelModule(Protocol):
     ) -> Channel: ...
 
 
-CHANNEL_KINDS: dict[str, ChannelModule] = {module.kind: module for module in (slack,)}
+CHANNEL_KINDS: dict[str, ChannelModule] = {module.kind: module for module in (slack, jira, email, github)}
 
 
 def channel_kinds() -> list[str]:
