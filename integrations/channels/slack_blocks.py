@@ -153,6 +153,12 @@ def actions_block(finding_id: str) -> Block:
     }
 
 
+def resolved_note() -> Block:
+    """The line a root message gets when its findings resolved at their source."""
+    text = f"{_RESOLVED_EMOJI} Resolved at the source; details in the thread."
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
 def with_status_line(blocks: list[Block], finding_id: str, text: str) -> list[Block]:
     """A copy of a posted message's ``blocks`` with a status line (``✅ Acknowledged by @name``) under
     the finding's buttons, replacing an earlier one; appended at the end if the buttons are not found."""

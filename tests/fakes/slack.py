@@ -66,6 +66,9 @@ class FakeSlack:
     token: str = "xoxb-fake-token"
     channels: dict[str, str] = field(default_factory=lambda: {"C0123ABCD": "security"})
     """Channel id -> name; a target may be either the id or ``#name``."""
+    webhook_path: str = "/services/T0FAKE/B0FAKE/0123456789abcdefWEBHOOK"
+    """The incoming-webhook path this fake accepts (``webhook_url``); it posts to ``webhook_channel``."""
+    webhook_channel: str = "C0123ABCD"
 
     def __post_init__(self) -> None:
         self.calls: list[Call] = []
@@ -95,6 +98,16 @@ class FakeSlack:
         """The next ``times`` calls wait ``seconds`` before answering (past a client's timeout)."""
         with self._lock:
             self._scripts.append(_Script("hang", times, channel=channel, hang_seconds=seconds))
+
+    @property
+    def webhook_url(self) -> str:
+        """The incoming-webhook URL (the credential of webhook mode): the fake's origin + ``webhook_path``."""
+        return self.url.removesuffix("/api/") + self.webhook_path
+
+    def updated(self) -> list[Call]:
+        """``chat.update`` calls that answered ok."""
+        with self._lock:
+            return [c for c in self.calls if c.method == "chat.update" and c.error is None]
 
     def posted(self) -> list[Call]:
         """Messages that were accepted (``chat.postMessage`` calls that answered ok)."""
@@ -145,6 +158,9 @@ class FakeSlack:
 
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
         url = urlsplit(request.path)
+        if url.path.startswith("/services/"):
+            self._webhook(request, url.path)
+            return
         method = url.path.removeprefix("/api/")
         params = _params(request, url.query)
         token = _token(request, params)
@@ -169,6 +185,39 @@ class FakeSlack:
         call.status = status
         if isinstance(body, dict) and not body.get("ok"):
             call.error = str(body.get("error"))
+        _send(request, status, headers, body)
+
+    def _webhook(self, request: BaseHTTPRequestHandler, path: str) -> None:
+        """An incoming webhook: plain-text answers (``ok``, ``no_service``, ``invalid_blocks``...) as Slack
+        gives them; scripted failures apply. Accepted messages are kept as ``method == "webhook"`` calls."""
+        params = _params(request, "")
+        call = Call(
+            method="webhook",
+            channel=self.webhook_channel,
+            text=_str(params.get("text")),
+            blocks=_blocks(params.get("blocks")),
+            thread_ts=None,
+            ts=None,
+            token=None,
+            time=time.time(),
+            params=params,
+        )
+        with self._lock:
+            self.calls.append(call)
+            script = self._take_script(None)
+        if script is not None and script.kind != "hang":
+            status, headers, body = _scripted(script)
+        elif path != self.webhook_path:
+            status, headers, body = 404, {}, "no_service"
+        else:
+            problem = _check_content(call.text, call.blocks)
+            status, headers, body = (200, {}, "ok") if problem is None else (400, {}, str(problem["error"]))
+        call.status = status
+        if body != "ok":
+            call.error = body if isinstance(body, str) else str(body.get("error"))
+        else:
+            with self._lock:
+                call.ts = self._next_ts()
         _send(request, status, headers, body)
 
     def _take_script(self, channel: str | None) -> _Script | None:
