@@ -27,7 +27,7 @@ teams:
   - name: payments
 channels:
   - {name: platform-slack, team: platform, kind: slack, target: C01PLATFRM, secret_ref: SLACK_BOT}
-  - {name: payments-mail, team: payments, kind: email, target: pay@acme.example}
+  - {name: payments-mail, team: payments, kind: email, target: pay@acme.example, options: {host: smtp.acme.example, from_address: tocsin@acme.example}}
 rules:
   - name: payments-accounts
     match: {account_id: [111111111111, 012345678901]}

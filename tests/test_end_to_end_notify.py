@@ -205,3 +205,21 @@ def test_quiet_hours_hold_all_but_critical_then_send_one_digest(
     digest = str(payments[1].blocks)
     assert all(f"acme-b{n}" in digest for n in range(5))
     assert Counter(n["status"] for n in client.get("/v1/notifications").json()["items"])["sent"] >= 6
+
+
+def test_a_finding_shows_the_message_it_was_delivered_in(
+    world: tuple[TestClient, FakeSlack, Settings], engine: Engine
+) -> None:
+    client, slack, settings = world
+    post(client, bucket_finding(1))
+    deliver(engine, settings, AFTERNOON)
+    finding_id = client.get("/v1/findings").json()["items"][0]["id"]
+    delivered = client.get(f"/v1/findings/{finding_id}").json()["delivered_in"]
+    assert delivered == [
+        {
+            "channel": "payments-slack",
+            "kind": "slack",
+            "ref": messages_to(slack, "C02PAYMENT")[0].ts,
+            "last_sent_at": delivered[0]["last_sent_at"],
+        }
+    ]

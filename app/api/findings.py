@@ -25,6 +25,7 @@ from app.api.deps import (
 )
 from app.api.docs import EXAMPLE_FINDING, error_responses, json_body
 from app.api.schemas import (
+    DeliveredIn,
     EventOut,
     FailedItem,
     FieldErrorOut,
@@ -50,7 +51,7 @@ from app.pipeline.fingerprint import primary_key_of
 from app.pipeline.normalize import ItemError, validate_items
 from app.pipeline.routing_table import load_routing_table
 from app.reports import MAX_DEPTH, is_too_deep_error
-from app.repositories import audit
+from app.repositories import audit, routing_facts
 from app.repositories import finding_queries as queries
 
 router = APIRouter(prefix="/v1", tags=["findings"])
@@ -328,6 +329,7 @@ def _detail(session: Any, finding_id: str) -> FindingDetail:
         ],
         events=events,
         event_count=queries.count_events(session, finding_id),
+        delivered_in=[DeliveredIn(**row) for row in routing_facts.delivered_in(session, finding_id)],
         raw=row.raw,
     )
 

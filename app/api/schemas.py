@@ -121,6 +121,15 @@ class EventOut(BaseModel):
     note: str | None
 
 
+class DeliveredIn(BaseModel):
+    """Where the finding was sent and the message/ticket it lives in there."""
+
+    channel: str
+    kind: str
+    ref: str = Field(description="Slack message ts, email Message-ID, Jira issue key, GitHub issue number...")
+    last_sent_at: datetime | None
+
+
 class FindingDetail(FindingSummary):
     description: str | None
     remediation: str | None
@@ -136,6 +145,10 @@ class FindingDetail(FindingSummary):
     aliases: list[str]
     events: list[EventOut] = Field(description="Most recent first (up to 100).")
     event_count: int
+    delivered_in: list[DeliveredIn] = Field(
+        default_factory=list,
+        description="Messages and tickets that carry this finding (a ticket follows its finding).",
+    )
     raw: Any = Field(description="The original source document, verbatim.")
 
 

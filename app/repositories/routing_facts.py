@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, exists, select, update
 from sqlalchemy.orm import Session
 
-from app.models import Finding, Notification
+from app.models import Finding, Notification, NotificationChannel, NotificationGroup
 from app.repositories.dialect import is_in
 
 findings_t = Finding.__table__  # type: ignore[attr-defined]
@@ -83,3 +83,21 @@ def set_owners(session: Session, owners: dict[str, tuple[str | None, str | None]
         stmt,
         [{"fid": fid, "new_team": team, "new_routed_by": by} for fid, (team, by) in owners.items()],
     )
+
+
+def delivered_in(session: Session, finding_id: str) -> list[dict[str, Any]]:
+    """The groups (messages / tickets) this finding was sent in: channel, kind, thread ref."""
+    g = NotificationGroup.__table__  # type: ignore[attr-defined]
+    c = NotificationChannel.__table__  # type: ignore[attr-defined]
+    n = notifications_t
+    stmt = (
+        select(c.c.name.label("channel"), c.c.kind, g.c.thread_ref.label("ref"), g.c.last_sent_at)
+        .select_from(g.join(c, c.c.id == g.c.channel_id))
+        .where(
+            g.c.thread_ref.is_not(None),
+            exists().where(n.c.group_id == g.c.id, n.c.finding_id == finding_id, n.c.status == "sent"),
+        )
+        .order_by(g.c.last_sent_at.desc())
+        .limit(50)
+    )
+    return [dict(row._mapping) for row in session.execute(stmt)]

@@ -172,7 +172,10 @@ def test_channel_crud_and_team_move(client: Any) -> None:
     team(client, "platform")
     client.post("/v1/channels", json=slack())
     email = {"name": "appsec-mail", "team": "payments", "kind": "email", "target": "a@example.com"}
-    assert client.post("/v1/channels", json={**email, "options": {"any": "thing"}}).status_code == 201
+    refused = client.post("/v1/channels", json={**email, "options": {"any": "thing"}})
+    assert refused.status_code == 422 and "any" in refused.text
+    mail_options = {"host": "smtp.example.com", "from_address": "tocsin@example.com"}
+    assert client.post("/v1/channels", json={**email, "options": mail_options}).status_code == 201
     moved = client.patch("/v1/channels/payments-slack", json={"team": "platform", "enabled": False})
     assert moved.status_code == 200, moved.text
     assert (moved.json()["team"], moved.json()["enabled"]) == ("platform", False)
