@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from pydantic import SecretStr
 
 from app.contracts import Channel, OutboundPolicy
-from integrations.channels import github, slack
+from integrations.channels import github, pagerduty, slack
 
 
 class ChannelModule(Protocol):
@@ -30,7 +30,7 @@ class ChannelModule(Protocol):
     ) -> Channel: ...
 
 
-CHANNEL_KINDS: dict[str, ChannelModule] = {module.kind: module for module in (slack, github)}
+CHANNEL_KINDS: dict[str, ChannelModule] = {module.kind: module for module in (slack, github, pagerduty)}
 
 
 def channel_kinds() -> list[str]:
