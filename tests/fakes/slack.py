@@ -61,6 +61,10 @@ class _Script:
     hang_seconds: float = 0.0
 
 
+class _ReusableServer(ThreadingHTTPServer):
+    allow_reuse_address = True  # come back on the same port right after a stop (outage tests)
+
+
 @dataclass
 class FakeSlack:
     token: str = "xoxb-fake-token"
@@ -116,8 +120,10 @@ class FakeSlack:
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
-    def start(self) -> str:
+    def start(self, port: int = 0) -> str:
+        """Serve on ``port`` (0: any free port; pass the old port to come back after ``stop``)."""
         fake = self
+        self._stopping.clear()
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -133,7 +139,7 @@ class FakeSlack:
             def do_GET(self) -> None:
                 fake._handle(self)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _ReusableServer(("127.0.0.1", port), Handler)
         threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         ).start()
