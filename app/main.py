@@ -22,6 +22,7 @@ from app.api import (
     findings,
     health,
     ingest,
+    jira,
     middleware,
     notifications,
     routing,
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         rules,
         silences,
         routing,
+        jira,
     ):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

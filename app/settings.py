@@ -230,6 +230,11 @@ class Settings(BaseSettings):
         description="Run a dispatcher inside `tocsin serve`; set false on API-only replicas that leave "
         "delivery to `tocsin worker` processes.",
     )
+    jira_webhook_secret: SecretStr | None = Field(
+        None,
+        description="Shared secret of POST /v1/jira/webhook (Jira back-sync), given as ?secret= or the "
+        "X-Tocsin-Webhook-Secret header. Unset: the endpoint refuses every call.",
+    )
     public_url: str | None = Field(
         None,
         pattern=r"^https?://\S+$",

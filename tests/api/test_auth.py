@@ -56,8 +56,9 @@ ENDPOINTS: list[tuple[str, str, str]] = [
     ("GET", "/v1/findings/{finding_id}/routing", "read"),
 ]
 ENDPOINT_IDS = [f"{method} {path}" for method, path, _ in ENDPOINTS]
-# Authenticated by a signature in the message, not a token (tests/api/test_sns.py).
-SIGNED_ENDPOINTS = {("POST", "/v1/ingest/sns")}
+# Authenticated by a signature in the message or a shared secret, not a token (tests/api/test_sns.py,
+# tests/api/test_jira_webhook.py).
+SIGNED_ENDPOINTS = {("POST", "/v1/ingest/sns"), ("POST", "/v1/jira/webhook")}
 
 _PATH_VALUES = {
     "{finding_id}": "0123456789abcdef",
