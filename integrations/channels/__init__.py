@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from pydantic import SecretStr
 
 from app.contracts import Channel, OutboundPolicy
-from integrations.channels import github, pagerduty, slack
+from integrations.channels import github, pagerduty, slack, webhook
 
 
 class ChannelModule(Protocol):
@@ -30,7 +30,9 @@ class ChannelModule(Protocol):
     ) -> Channel: ...
 
 
-CHANNEL_KINDS: dict[str, ChannelModule] = {module.kind: module for module in (slack, github, pagerduty)}
+CHANNEL_KINDS: dict[str, ChannelModule] = {
+    module.kind: module for module in (slack, github, pagerduty, webhook)
+}
 
 
 def channel_kinds() -> list[str]:
