@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -19,6 +19,8 @@ from app.errors import AppError
 
 log = logging.getLogger("tocsin.errors")
 
+# What FastAPI raises (as a 400) when decoding the body fails before validation can run.
+_UNPARSABLE_BODY = "There was an error parsing the body"
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type"}
 
 
@@ -40,6 +42,13 @@ async def app_error(request: Request, exc: Exception) -> JSONResponse:
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
     """Starlette's own errors (unknown path, wrong method) in the same shape as ours."""
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
+        # FastAPI's answer to a body it cannot decode (invalid UTF-8): the same 422 as invalid JSON.
+        message = "the body is not valid JSON"
+        return JSONResponse(
+            _body(f"invalid request: body: {message}", "invalid", [{"field": "body", "message": message}]),
+            status_code=422,
+        )
     if exc.status_code == 404:
         detail = f"no such endpoint: {request.url.path}; see /docs"
     elif exc.status_code == 405:
@@ -86,6 +95,19 @@ async def database_unavailable(request: Request, exc: Exception) -> JSONResponse
     )
 
 
+async def data_error(request: Request, exc: Exception) -> JSONResponse:
+    """A value the database refuses to store or compare (PostgreSQL: a NUL character, an out-of-range number).
+
+    Request values the API layer let through; the database's message is not echoed, it may quote them.
+    """
+    log.info("database refused a request value: %s", type(getattr(exc, "orig", exc)).__name__)
+    if "NUL" in str(getattr(exc, "orig", exc)):
+        message = "text must not contain NUL (0x00) characters"
+    else:
+        message = "a value is out of range or malformed"
+    return JSONResponse(_body(f"invalid request: {message}", "invalid"), status_code=422)
+
+
 async def unexpected(request: Request, exc: Exception) -> JSONResponse:
     """A bug: logged with its traceback; the caller gets the request id to quote, never the details."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
@@ -103,6 +125,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(OperationalError, database_unavailable)
     app.add_exception_handler(PoolTimeout, database_unavailable)
+    app.add_exception_handler(DataError, data_error)
     # Unhandled exceptions are answered by RequestContextMiddleware (with the request id and the
     # X-Request-ID header); this is the last resort for one raised outside it.
     app.add_exception_handler(Exception, unexpected)
