@@ -222,12 +222,15 @@ class JiraChannel:
     async def _send(self, notification: Notification) -> DeliveryResult:
         key = notification.thread_ref
         recovered = False
+        events = {f.event for f in notification.findings}
         if not key:
             key = await self._find(recovery_label(notification.group_key))
+            if key is None and events == {"resolved"}:
+                # Resolved before any ticket was opened: there is nothing to close, so open nothing.
+                return DeliveryResult(ok=True, status_code=200, detail="no ticket to resolve; none created")
             if key is None:
                 return await self._create(notification)
             recovered = True
-        events = {f.event for f in notification.findings}
         if events and events == {"resolved"}:
             return await self._transition(key, [self.options.transition_resolve], notification, recovered)
         if "regressed" in events:

@@ -220,3 +220,9 @@ def test_target_must_be_a_project_key() -> None:
     with pytest.raises(ValueError, match="project key"):
         validate_channel("jira", "sec project", {"base_url": "https://jira.example.com"})
     validate_channel("jira", "SEC", {"base_url": "https://acme.atlassian.net", "transition_reopen": "Back"})
+
+
+def test_a_group_resolved_before_it_had_a_ticket_opens_none(jira: FakeJira) -> None:
+    [result] = send(make(jira), note("resolved", None))
+    assert result.ok and result.thread_ref is None and "none created" in result.detail
+    assert jira.issues == {} and len(jira.calls_to("POST", "/search/jql")) == 1
