@@ -1,4 +1,10 @@
-"""One message per group: the ``Notification`` a channel renders, built from stored rows."""
+"""One message per group: the ``Notification`` a channel renders, built from stored rows.
+
+Every text field of a finding passes through ``mask_secrets_in_text`` (the shape-based masking of
+``integrations.sources.secrets``) here, once for every channel: ingest masks what a scanner reports *as* a
+secret, but a key pasted into a title, a resource id or a remediation would otherwise reach Slack, email
+or a ticket verbatim.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from app.contracts import Notification, NotifiedFinding, Severity, severity_label
+from integrations.sources.secrets import mask_secrets_in_text
 
 MAX_FINDINGS = 200
 """Findings carried in one message; ``total`` says how many the group holds (channels show what fits)."""
@@ -23,6 +30,11 @@ def score_reasons(breakdown: Mapping[str, Any] | None, limit: int = 3) -> list[s
     return [str(f["reason"]) for f in ranked[:limit]]
 
 
+def _clean(value: Any) -> str | None:
+    """A text field as a channel may show it: secrets masked; None stays None."""
+    return None if value is None else mask_secrets_in_text(str(value))
+
+
 def notified_finding(row: Mapping[str, Any], event: str, public_url: str | None) -> NotifiedFinding:
     """What a channel may show of one finding row (``findings`` column names)."""
     fid = str(row["id"])
@@ -31,22 +43,22 @@ def notified_finding(row: Mapping[str, Any], event: str, public_url: str | None)
     return NotifiedFinding(
         id=fid,
         event=event,  # stored from a NotificationEvent; pydantic checks it
-        title=str(row["title"]),
+        title=mask_secrets_in_text(str(row["title"])),
         severity=Severity(label) if label in Severity.__members__ else severity_label(severity),
         severity_score=severity,
         score=float(row["score"]),
-        score_reasons=score_reasons(row.get("score_breakdown")),
+        score_reasons=[mask_secrets_in_text(r) for r in score_reasons(row.get("score_breakdown"))],
         status=str(row["status"]),
         source=str(row["source"]),
-        type=str(row["type"]),
-        resource_type=row.get("resource_type"),
-        resource_id=row.get("resource_id"),
-        account_id=row.get("account_id"),
-        region=row.get("region"),
-        repository=row.get("repository"),
-        path=row.get("path"),
+        type=mask_secrets_in_text(str(row["type"])),
+        resource_type=_clean(row.get("resource_type")),
+        resource_id=_clean(row.get("resource_id")),
+        account_id=_clean(row.get("account_id")),
+        region=_clean(row.get("region")),
+        repository=_clean(row.get("repository")),
+        path=_clean(row.get("path")),
         line=row.get("line"),
-        remediation=row.get("remediation"),
+        remediation=_clean(row.get("remediation")),
         occurrences=int(row.get("occurrences") or 1),
         first_seen=row["first_seen"],
         last_seen=row["last_seen"],

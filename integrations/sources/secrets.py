@@ -184,3 +184,62 @@ class Redactor:
 
 def _longest_first(secret: str) -> tuple[int, str]:
     return (-len(secret), secret)
+
+
+# Credentials with a recognisable shape, for text that was never reported *as* a secret (a scanner's
+# description that quotes a key, a title with a token in it): the net outbound messages pass through.
+# Each pattern's last group is the secret; what precedes it (a label such as ``password=``) is kept.
+_SECRET_SHAPES = re.compile(
+    "|".join(
+        (
+            r"(?P<pem>-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$))",
+            r"(?<![A-Z0-9])(?P<aws>(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16})(?![A-Z0-9])",
+            r"(?P<slack>xox[abposre]-[A-Za-z0-9-]{10,})",
+            r"(?P<hook>https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_-]+)",
+            r"(?P<github>(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,}))",
+            r"(?P<tocsin>tcn_[A-Za-z0-9_-]{16,})",
+            r"(?P<stripe>[sr]k_live_[A-Za-z0-9]{16,})",
+            r"(?P<jwt>eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})",
+            r"(?i:(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret)"
+            r"[\"']?\s*[:=]\s*[\"']?)(?P<labelled>[^\s\"'`,;…]{8,})",
+        )
+    ),
+    re.DOTALL,
+)
+_SHAPE_HINTS = (
+    "-----BEGIN",
+    "AKIA",
+    "ASIA",
+    "AGPA",
+    "AIDA",
+    "AROA",
+    "ANPA",
+    "ANVA",
+    "AIPA",
+    "xox",
+    "hooks.slack",
+)
+_SHAPE_HINTS_LOWER = ("gh", "github_pat_", "tcn_", "k_live_", "eyj", "pass", "pwd", "secret", "token", "key")
+
+
+def mask_secrets_in_text(text: str) -> str:
+    """``text`` with every credential-shaped value (AWS access key ids, Slack, GitHub, Stripe and Tocsin
+    tokens, JWTs, private key blocks, ``password=…``-style labelled values) replaced by its masked form.
+
+    Value-based masking (``Redactor``) needs to know the secret; this needs only its shape, so it is what
+    outbound messages use on every text field: a secret planted in a title or a description reaches no
+    channel. A masked form never matches again, so applying it twice changes nothing."""
+    if not text:
+        return text
+    lowered = text.lower()
+    if not any(hint in text for hint in _SHAPE_HINTS) and not any(h in lowered for h in _SHAPE_HINTS_LOWER):
+        return text
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.lastgroup or ""
+        value = match.group(name)
+        start, end = match.span(name)
+        whole_start = match.start()
+        return match.group(0)[: start - whole_start] + mask(value) + match.group(0)[end - whole_start :]
+
+    return _SECRET_SHAPES.sub(replace, text)
