@@ -28,6 +28,7 @@ from app.api import (
     routing,
     rules,
     silences,
+    slack,
     stats,
     teams,
     tokens,
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         silences,
         routing,
         jira,
+        slack,
     ):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

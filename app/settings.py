@@ -240,6 +240,11 @@ class Settings(BaseSettings):
         pattern=r"^https?://\S+$",
         description="Tocsin's external URL; messages link each finding to <url>/v1/findings/<id>.",
     )
+    slack_signing_secret: SecretStr | None = Field(
+        None,
+        description="The Slack app's signing secret: POST /v1/slack/interactions (triage buttons) verifies "
+        "X-Slack-Signature with it and refuses every request while it is unset.",
+    )
     secrets_dir: Path | None = Field(
         None,
         description="Directory of mounted secrets: a channel's secret_ref NAME is read from <dir>/NAME when "

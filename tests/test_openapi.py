@@ -41,8 +41,8 @@ def operation_ids(ops: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
 V1 = [op for op in operations() if op[1].startswith("/v1")]
 # Authenticated by the message's own signature (SNS), not a bearer token.
 SIGNED = {("POST", "/v1/ingest/sns")}
-# Authenticated by a shared secret (401 when wrong), not a bearer token.
-SHARED_SECRET = {("POST", "/v1/jira/webhook")}
+# Authenticated by a shared secret or Slack's request signature (401 when wrong), not a bearer token.
+SHARED_SECRET = {("POST", "/v1/jira/webhook"), ("POST", "/v1/slack/interactions")}
 TOKEN_V1 = [op for op in V1 if (op[0], op[1]) not in SIGNED | SHARED_SECRET]
 WITH_INPUT = [op for op in V1 if op[2].get("parameters") or op[2].get("requestBody")]
 

@@ -58,7 +58,11 @@ ENDPOINTS: list[tuple[str, str, str]] = [
 ENDPOINT_IDS = [f"{method} {path}" for method, path, _ in ENDPOINTS]
 # Authenticated by a signature in the message or a shared secret, not a token (tests/api/test_sns.py,
 # tests/api/test_jira_webhook.py).
-SIGNED_ENDPOINTS = {("POST", "/v1/ingest/sns"), ("POST", "/v1/jira/webhook")}
+SIGNED_ENDPOINTS = {
+    ("POST", "/v1/ingest/sns"),
+    ("POST", "/v1/jira/webhook"),
+    ("POST", "/v1/slack/interactions"),
+}
 
 _PATH_VALUES = {
     "{finding_id}": "0123456789abcdef",
