@@ -17,6 +17,7 @@ from app import __version__
 from app.api import (
     audit,
     aws,
+    channel_tools,
     channels,
     errors,
     findings,
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         routing,
         jira,
         slack,
+        channel_tools,
     ):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

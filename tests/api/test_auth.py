@@ -37,6 +37,8 @@ ENDPOINTS: list[tuple[str, str, str]] = [
     ("PUT", "/v1/channels/{name}", "admin"),
     ("PATCH", "/v1/channels/{name}", "admin"),
     ("DELETE", "/v1/channels/{name}", "admin"),
+    ("POST", "/v1/channels/{name}/test", "admin"),
+    ("GET", "/v1/findings/{finding_id}/preview", "read"),
     ("GET", "/v1/rules", "read"),
     ("GET", "/v1/rules/{name}", "read"),
     ("POST", "/v1/rules", "admin"),
