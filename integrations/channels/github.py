@@ -132,7 +132,14 @@ class GitHubChannel:
         if not self._token:
             return DeliveryResult(ok=False, detail="github channel needs a token: set secret_ref")
         try:
-            return await self._deliver(notification)
+            return await self._deliver(notification, _issue_number(notification.thread_ref))
+        except _Failed as failed:
+            if notification.thread_ref is None or failed.result.status_code not in (404, 410):
+                return failed.result
+        # The stored issue was deleted or transferred (404/410): find the group's issue again by its
+        # recovery label, or open a new one, instead of failing every later message of the group.
+        try:
+            return await self._deliver(notification, None)
         except _Failed as failed:
             return failed.result
 
@@ -143,10 +150,9 @@ class GitHubChannel:
 
     # -- the lifecycle -------------------------------------------------------------------------------
 
-    async def _deliver(self, notification: Notification) -> DeliveryResult:
+    async def _deliver(self, notification: Notification, number: int | None) -> DeliveryResult:
         events = {finding.event for finding in notification.findings}
         resolving = bool(events) and events == {"resolved"}
-        number = _issue_number(notification.thread_ref)
         found_closed = False
         if number is None:
             found = await self._search(recovery_label(notification.group_key))

@@ -56,6 +56,7 @@ class FakeGitHub(FakeServer):
         self.token = token
         self.issues: dict[str, dict[int, Issue]] = {repo: {} for repo in repos}
         self.labels: dict[str, set[str]] = {repo: {"bug", "security"} for repo in repos}
+        self._last_number: dict[str, int] = dict.fromkeys(repos, 0)  # numbers are never reused
 
     def __enter__(self) -> FakeGitHub:
         self.start()
@@ -122,7 +123,7 @@ class FakeGitHub(FakeServer):
         if not isinstance(labels, list) or not all(isinstance(label, str) and label for label in labels):
             return _invalid("Issue", "labels", "invalid")
         self.labels[repo].update(labels)  # GitHub creates labels it does not know yet
-        number = max(self.issues[repo], default=0) + 1
+        number = self._last_number[repo] = self._last_number[repo] + 1
         issue = Issue(
             number, body["title"], str(body.get("body") or ""), labels, list(body.get("assignees") or [])
         )

@@ -127,6 +127,16 @@ def test_a_recovered_closed_issue_is_reopened_when_the_group_is_back(github: Fak
     assert github.all_issues(REPO)[0].state == "open"
 
 
+def test_a_deleted_issue_is_replaced_instead_of_failing_the_group_forever(github: FakeGitHub) -> None:
+    ref = send_one(github, message("new")).thread_ref
+    github.issues[REPO].clear()  # deleted on GitHub: the stored number now answers 404
+
+    result = send_one(github, message("reminder", ref))
+
+    assert result.ok and result.thread_ref == "2"
+    assert [issue.number for issue in github.all_issues(REPO)] == [2]
+
+
 def test_resolving_a_group_without_an_issue_sends_nothing(github: FakeGitHub) -> None:
     result = send_one(github, message("resolved"))
 
