@@ -27,7 +27,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from app.contracts import DeliveryResult, Notification, OutboundPolicy
-from integrations.channels import _github_render as render
+from integrations.channels import _github_render as render_md
 from integrations.channels._http import http_failure, json_body, parse_config, transport_failure
 from integrations.channels._net import check_url, guarded_client
 
@@ -104,6 +104,17 @@ def build(
     return GitHubChannel(parse(target, options), secret, outbound or OutboundPolicy())
 
 
+def render(notification: Notification) -> dict[str, Any]:
+    """What this module would send for ``notification``, for ``/v1/findings/{id}/preview``: the new issue
+    (labels less the channel's own) and the comment a later message would add. Pure, no I/O."""
+    return {
+        "title": render_md.title(notification),
+        "body": render_md.issue_body(notification),
+        "labels": [recovery_label(notification.group_key)],
+        "comment": render_md.comment(notification),
+    }
+
+
 def recovery_label(group_key: str) -> str:
     """The label that finds a group's issue again when its number is lost."""
     return "tocsin-" + hashlib.sha256(group_key.encode()).hexdigest()[:12]
@@ -163,14 +174,14 @@ class GitHubChannel:
             number, found_closed = found
         if resolving:
             await self._set_state(number, "closed", "completed")
-            await self._comment(number, render.comment(notification))
+            await self._comment(number, render_md.comment(notification))
             return DeliveryResult(
                 ok=True, status_code=201, detail=f"closed issue #{number}", thread_ref=str(number)
             )
         reopened = bool(events & {"regressed", "new"}) or found_closed
         if reopened:
             await self._set_state(number, "open", "reopened")
-        await self._comment(number, render.comment(notification))
+        await self._comment(number, render_md.comment(notification))
         verb = "reopened and commented on" if "regressed" in events else "commented on"
         return DeliveryResult(
             ok=True, status_code=201, detail=f"{verb} issue #{number}", thread_ref=str(number)
@@ -196,8 +207,8 @@ class GitHubChannel:
         options = self.config.options
         labels = list(dict.fromkeys([*options.labels, recovery_label(notification.group_key)]))
         body: dict[str, Any] = {
-            "title": render.title(notification),
-            "body": render.issue_body(notification),
+            "title": render_md.title(notification),
+            "body": render_md.issue_body(notification),
             "labels": labels,
         }
         if options.assignees:

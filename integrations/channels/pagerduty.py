@@ -101,6 +101,16 @@ def dedup_key(group_key: str) -> str:
     return "tocsin-" + hashlib.sha256(group_key.encode()).hexdigest()
 
 
+def render(notification: Notification) -> dict[str, Any]:
+    """The Events v2 body this module would send (less the routing key), for ``/v1/findings/{id}/preview``;
+    shown as a trigger whatever the channel's ``min_severity``. Pure, no I/O."""
+    action = event_action(notification, Severity.informational) or "trigger"
+    event: dict[str, Any] = {"event_action": action, "dedup_key": dedup_key(notification.group_key)}
+    if action == "trigger" and _open(notification.findings):
+        event["payload"] = trigger_payload(notification, Severity.informational, notification.channel)
+    return event
+
+
 def event_action(notification: Notification, min_severity: Severity) -> EventAction | None:
     """What this message does to the group's alert; None when nothing should be sent."""
     findings = notification.findings

@@ -188,6 +188,11 @@ def payload(notification: Notification, sent_at: datetime) -> WebhookPayload:
     )
 
 
+def render(notification: Notification) -> dict[str, Any]:
+    """The JSON body this module would send now, for ``/v1/findings/{id}/preview``. Pure, no I/O."""
+    return payload(notification, datetime.now(UTC)).model_dump(mode="json", by_alias=True)
+
+
 def payload_schema() -> dict[str, Any]:
     """The JSON schema published in docs/webhooks.md."""
     return WebhookPayload.model_json_schema(by_alias=True)

@@ -259,6 +259,15 @@ def test_invalid_config_is_rejected_by_name(target: str, options: dict[str, Any]
         validate_channel("github", target, options)
 
 
+def test_render_shows_the_issue_a_preview_would_create() -> None:
+    from integrations.channels import CHANNEL_KINDS
+
+    rendered = CHANNEL_KINDS["github"].render(sample_notification(1))  # type: ignore[attr-defined]
+    assert rendered["title"] == title(sample_notification(1))
+    assert rendered["labels"] == [recovery_label(sample_notification(1).group_key)]
+    assert "Risk score" in rendered["body"] and "Tocsin update" in rendered["comment"]
+
+
 def test_channel_satisfies_the_protocol(github: FakeGitHub) -> None:
     channel = make(github)
     assert_channel_shape(channel)

@@ -232,6 +232,17 @@ def test_invalid_config_is_rejected_by_name(target: str, options: dict[str, Any]
         validate_channel("pagerduty", target, options)
 
 
+def test_render_shows_the_event_a_preview_would_send() -> None:
+    from integrations.channels import CHANNEL_KINDS
+    from tests.fakes.pagerduty import validate_event
+
+    render = CHANNEL_KINDS["pagerduty"].render  # type: ignore[attr-defined]
+    event = render(message(severity=Severity.low))
+    assert event["event_action"] == "trigger" and event["payload"]["severity"] == "info"
+    assert validate_event({"routing_key": ROUTING_KEY, **event}) == []
+    assert render(message("resolved")) == {"event_action": "resolve", "dedup_key": event["dedup_key"]}
+
+
 def test_channel_satisfies_the_protocol(pd: FakePagerDuty) -> None:
     channel = make(pd)
     assert_channel_shape(channel)

@@ -234,6 +234,14 @@ def test_invalid_config_is_rejected_by_name(target: str, options: dict[str, Any]
         validate_channel("webhook", target, options)
 
 
+def test_render_shows_the_payload_a_preview_would_send() -> None:
+    from integrations.channels import CHANNEL_KINDS
+
+    body = CHANNEL_KINDS["webhook"].render(sample_notification(2))  # type: ignore[attr-defined]
+    assert WebhookPayload.model_validate(body).schema_ == "tocsin.finding.v1"
+    assert len(body["findings"]) == 2
+
+
 def test_channel_satisfies_the_protocol(receiver: WebhookReceiver) -> None:
     channel = make(receiver)
     assert_channel_shape(channel)
