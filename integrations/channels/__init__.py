@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from pydantic import SecretStr
 
 from app.contracts import Channel, OutboundPolicy
-from integrations.channels import github, pagerduty, slack, webhook
+from integrations.channels import email, github, jira, pagerduty, slack, webhook
 
 
 class ChannelModule(Protocol):
@@ -31,7 +31,7 @@ class ChannelModule(Protocol):
 
 
 CHANNEL_KINDS: dict[str, ChannelModule] = {
-    module.kind: module for module in (slack, github, pagerduty, webhook)
+    module.kind: module for module in (slack, jira, email, github, pagerduty, webhook)
 }
 
 
