@@ -24,6 +24,12 @@ NOTIFYING_LIFECYCLE: dict[str, route.NotificationEvent] = {
 }
 
 
+STATEFUL_KINDS = frozenset({"jira", "github", "pagerduty"})
+"""Channels that keep state per finding (a ticket, an incident): they are told when a finding resolves or
+regresses whatever the policy's ``events`` say, so the ticket closes and reopens with its finding."""
+LIFECYCLE_EVENTS = frozenset({"resolved", "regressed"})
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """One finding touched by a batch: its facts after the change and what happened to it."""
@@ -58,7 +64,14 @@ def intents_for(change: Change, routes: Sequence[Route], table: RoutingTable) ->
             events.append("escalated")
         channels = table.channels_of(found.team)
         for event in events:
-            if not channels or route.wants(found.policy, event, change.facts) is not None:
+            targets = channels
+            if route.wants(found.policy, event, change.facts) is not None:
+                targets = [c for c in channels if c.kind in STATEFUL_KINDS and event in LIFECYCLE_EVENTS]
+                # Thresholds (severity, score) still apply; only the policy's list of events is bypassed.
+                widened = found.policy.model_copy(update={"events": [*found.policy.events, event]})
+                if targets and route.wants(widened, event, change.facts) is not None:
+                    targets = []
+            if not targets:
                 continue
             key, labels = route.group_key(change.facts, found)
             intents.extend(
@@ -73,7 +86,7 @@ def intents_for(change: Change, routes: Sequence[Route], table: RoutingTable) ->
                     group_wait=found.policy.group_wait,
                     group_interval=found.policy.group_interval,
                 )
-                for channel in channels
+                for channel in targets
             )
     return intents
 

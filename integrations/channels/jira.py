@@ -157,6 +157,18 @@ def validate(target: str, options: Mapping[str, Any]) -> None:
     parse_config(target, options)
 
 
+def render(notification: Notification) -> dict[str, Any]:
+    """What this module would send for ``notification``, for ``/v1/findings/{id}/preview``: the issue's
+    summary and Cloud (ADF) description, the Server/DC (wiki) description, and the comment a later message
+    of the group would add. Pure, no I/O."""
+    return {
+        "summary": jira_render.summary(notification),
+        "description_cloud": jira_render.body(notification, "cloud"),
+        "description_server": jira_render.body(notification, "server"),
+        "comment": jira_render.body(notification, "cloud", jira_render.comment_verb(notification)),
+    }
+
+
 def build(
     target: str, options: Mapping[str, Any], secret: SecretStr | None, outbound: OutboundPolicy | None = None
 ) -> JiraChannel:

@@ -199,3 +199,30 @@ def test_silenced_findings_are_stored_routed_and_show_the_silence(client: Any, e
     assert items["CVE-2026-0001"]["team"] == "payments"  # still routed
     detail = client.get(f"/v1/findings/{items['CVE-2026-0001']['id']}").json()
     assert detail["silenced_by"] == silence_id
+
+
+def test_ticket_channels_follow_resolution_and_regression_whatever_the_policy_events(
+    client: Any, engine: Engine
+) -> None:
+    ids = _setup(engine)  # default events: no "resolved"
+    now = utcnow()
+    jira_id = new_id()
+    with unit_of_work(engine) as session:
+        session.add(
+            NotificationChannel(
+                id=jira_id,
+                name="pay-jira",
+                team_id=ids["payments"],
+                kind="jira",
+                target="PAY",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    post(client, _paid(1))
+    post(client, _paid(1, status="resolved"))
+    post(client, _paid(1))
+    by_channel = Counter((n.channel_id, n.event) for n in _notifications(engine))
+    assert by_channel[(jira_id, "resolved")] == 1 and by_channel[(jira_id, "regressed")] == 1
+    assert by_channel[(ids["pay-slack"], "resolved")] == 0  # chat channels keep to the policy
+    assert by_channel[(ids["pay-slack"], "regressed")] == 1  # regressed is in the default events

@@ -226,3 +226,12 @@ def test_a_group_resolved_before_it_had_a_ticket_opens_none(jira: FakeJira) -> N
     [result] = send(make(jira), note("resolved", None))
     assert result.ok and result.thread_ref is None and "none created" in result.detail
     assert jira.issues == {} and len(jira.calls_to("POST", "/search/jql")) == 1
+
+
+def test_render_previews_the_issue_without_sending() -> None:
+    from integrations.channels import jira as jira_module
+    from integrations.testing_channels import sample_notification
+
+    preview = jira_module.render(sample_notification(n_findings=2))
+    assert preview["summary"] and preview["description_cloud"]["type"] == "doc"
+    assert isinstance(preview["description_server"], str) and preview["comment"]["type"] == "doc"
