@@ -8,7 +8,10 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from app.errors import ConflictError, NotFoundError, ValidationFailed
+from app.pipeline import notify, route
 from app.pipeline.dedupe import ACKNOWLEDGED, FALSE_POSITIVE, OPEN, RESOLVED, SUPPRESSED
+from app.pipeline.routing_table import load_routing_table
+from app.repositories import outbox, routing_facts
 from app.repositories import triage as repo
 
 ALLOWED: dict[str, frozenset[str]] = {
@@ -77,7 +80,40 @@ def change_status(
     )
     before = {"status": row.status, "note": row.status_note, "suppressed_until": _iso(row.suppressed_until)}
     after = {"status": target, "note": note, "suppressed_until": _iso(suppressed_until)}
+    _tell_channels(session, finding_id, row.status, target, actor, now)
     return TriageChange(finding_id, before, after)
+
+
+CLOSED = frozenset({RESOLVED, FALSE_POSITIVE})
+
+
+def _tell_channels(
+    session: Session, finding_id: str, before: str, target: str, actor: str, now: datetime
+) -> None:
+    """A person closing or reopening a finding closes or reopens its tickets and incidents (and tells chat
+    channels whose policy wants ``resolved``/``regressed``), in the same transaction (the outbox). A change
+    that came from a tracker is not echoed back to that tracker."""
+    if target in CLOSED and before not in CLOSED:
+        event: route.NotificationEvent = "resolved"
+    elif target == OPEN and before in CLOSED:
+        event = "regressed"
+    else:
+        return
+    rows = routing_facts.rows_for_routing(session, [finding_id])
+    if not rows:
+        return
+    table = load_routing_table(session, now)
+    facts = route.Facts.from_row(rows[0])
+    change = notify.Change(finding_id, facts, event=event)
+    origin = actor.partition(":")[0]  # "jira" for a change made in Jira
+    kinds = {channel.id: channel.kind for channel in table.channels}
+    intents = [
+        intent
+        for intent in notify.intents_for(change, route.route(facts, table), table)
+        if kinds.get(intent.channel_id) != origin
+    ]
+    if intents:
+        outbox.enqueue(session, intents, now)
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -226,3 +226,28 @@ def test_ticket_channels_follow_resolution_and_regression_whatever_the_policy_ev
     assert by_channel[(jira_id, "resolved")] == 1 and by_channel[(jira_id, "regressed")] == 1
     assert by_channel[(ids["pay-slack"], "resolved")] == 0  # chat channels keep to the policy
     assert by_channel[(ids["pay-slack"], "regressed")] == 1  # regressed is in the default events
+
+
+def test_closing_or_reopening_a_finding_by_hand_tells_its_ticket(client: Any, engine: Engine) -> None:
+    ids = _setup(engine)
+    now = utcnow()
+    jira_id = new_id()
+    with unit_of_work(engine) as session:
+        session.add(
+            NotificationChannel(
+                id=jira_id,
+                name="pay-jira",
+                team_id=ids["payments"],
+                kind="jira",
+                target="PAY",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    post(client, _paid(1))
+    finding_id = client.get("/v1/findings").json()["items"][0]["id"]
+    assert client.patch(f"/v1/findings/{finding_id}", json={"status": "resolved"}).status_code == 200
+    assert client.patch(f"/v1/findings/{finding_id}", json={"status": "open"}).status_code == 200
+    by_channel = Counter((n.channel_id, n.event) for n in _notifications(engine))
+    assert by_channel[(jira_id, "resolved")] == 1 and by_channel[(jira_id, "regressed")] == 1
+    assert by_channel[(ids["pay-slack"], "resolved")] == 0
