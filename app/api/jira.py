@@ -21,17 +21,13 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from app.api.deps import RequestIdDep, SessionDep, SettingsDep
 from app.api.docs import error_responses
 from app.clock import utcnow
 from app.errors import AppError, ConflictError, ValidationFailed
-from app.models import Notification as NotificationRow
-from app.models import NotificationChannel, NotificationGroup
 from app.pipeline import triage
-from app.repositories import audit
+from app.repositories import audit, routing_facts
 from app.repositories import triage as triage_repo
 
 router = APIRouter(prefix="/v1", tags=["jira"])
@@ -75,21 +71,6 @@ def _check_secret(settings: Any, presented: str | None) -> None:
         )
 
 
-def _tracked(session: Session, key: str) -> list[tuple[str, dict[str, Any]]]:
-    """(finding id, its Jira channel's options) for every finding of a group whose ticket is ``key``."""
-    g, n, c = NotificationGroup.__table__, NotificationRow.__table__, NotificationChannel.__table__  # type: ignore[attr-defined]
-    rows = session.execute(
-        select(n.c.finding_id, c.c.options)
-        .select_from(g.join(c, c.c.id == g.c.channel_id).join(n, n.c.group_id == g.c.id))
-        .where(c.c.kind == "jira", g.c.thread_ref == key)
-        .order_by(n.c.finding_id)
-    )
-    found: dict[str, dict[str, Any]] = {}
-    for finding_id, options in rows:
-        found.setdefault(str(finding_id), dict(options or {}))
-    return list(found.items())
-
-
 @router.post(
     "/jira/webhook",
     summary="Jira back-sync webhook",
@@ -128,7 +109,7 @@ def jira_webhook(
     category = _obj(status.get("statusCategory"))
     if not isinstance(key, str) or not key:
         return JiraWebhookResult(matched=0, ignored="no issue key")
-    tracked = _tracked(session, key)
+    tracked = routing_facts.findings_with_ticket(session, "jira", key)
     if not tracked:
         return JiraWebhookResult(matched=0)
     done = category.get("key") == "done"

@@ -101,3 +101,21 @@ def delivered_in(session: Session, finding_id: str) -> list[dict[str, Any]]:
         .limit(50)
     )
     return [dict(row._mapping) for row in session.execute(stmt)]
+
+
+def findings_with_ticket(session: Session, kind: str, ticket: str) -> list[tuple[str, dict[str, Any]]]:
+    """(finding id, its channel's options) for every finding of a group whose ticket / message reference on
+    a channel of ``kind`` is ``ticket`` (a Jira issue key): how a tracker's webhook finds its findings."""
+    g = NotificationGroup.__table__  # type: ignore[attr-defined]
+    c = NotificationChannel.__table__  # type: ignore[attr-defined]
+    n = notifications_t
+    rows = session.execute(
+        select(n.c.finding_id, c.c.options)
+        .select_from(g.join(c, c.c.id == g.c.channel_id).join(n, n.c.group_id == g.c.id))
+        .where(c.c.kind == kind, g.c.thread_ref == ticket)
+        .order_by(n.c.finding_id)
+    )
+    found: dict[str, dict[str, Any]] = {}
+    for finding_id, options in rows:
+        found.setdefault(str(finding_id), dict(options or {}))
+    return list(found.items())
