@@ -323,9 +323,10 @@ class SourceParser(Protocol):
     def parse(self, document: Any, *, secret_salt: str | None = None) -> list[NormalizedFinding]: ...
 
 
-NotificationEvent = Literal["new", "regressed", "escalated", "resolved", "reminder"]
+NotificationEvent = Literal["new", "regressed", "escalated", "resolved", "reminder", "acknowledged"]
 """Why a finding is in a message: first seen, back after resolution, score crossed a threshold upwards,
-resolved, or still open after ``repeat_interval``."""
+resolved, still open after ``repeat_interval``, or acknowledged by a person (sent to incident channels, so
+a PagerDuty incident is acknowledged with its finding)."""
 
 
 class NotifiedFinding(BaseModel):

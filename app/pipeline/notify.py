@@ -24,10 +24,14 @@ NOTIFYING_LIFECYCLE: dict[str, route.NotificationEvent] = {
 }
 
 
-STATEFUL_KINDS = frozenset({"jira", "github", "pagerduty"})
-"""Channels that keep state per finding (a ticket, an incident): they are told when a finding resolves or
-regresses whatever the policy's ``events`` say, so the ticket closes and reopens with its finding."""
-LIFECYCLE_EVENTS = frozenset({"resolved", "regressed"})
+STATEFUL_EVENTS: dict[str, frozenset[str]] = {
+    "jira": frozenset({"resolved", "regressed"}),
+    "github": frozenset({"resolved", "regressed"}),
+    "pagerduty": frozenset({"resolved", "regressed", "acknowledged"}),
+}
+"""Channels that keep state per finding (a ticket, an incident) and the lifecycle events they are told
+whatever the policy's ``events`` say, so the ticket closes and reopens (the incident is acknowledged and
+resolved) with its finding."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +58,7 @@ def intents_for(change: Change, routes: Sequence[Route], table: RoutingTable) ->
     """The intents one change raises: per route (a finding matched with ``continue`` has several), the
     events its policy wants, on every enabled channel of the route's team."""
     intents: list[Intent] = []
-    if change.facts.status != "open" and change.event != "resolved":
+    if change.facts.status != "open" and change.event not in ("resolved", "acknowledged"):
         return intents  # a suppressed / acknowledged finding changing does not notify
     for found in routes:
         events: list[route.NotificationEvent] = []
@@ -66,7 +70,7 @@ def intents_for(change: Change, routes: Sequence[Route], table: RoutingTable) ->
         for event in events:
             targets = channels
             if route.wants(found.policy, event, change.facts) is not None:
-                targets = [c for c in channels if c.kind in STATEFUL_KINDS and event in LIFECYCLE_EVENTS]
+                targets = [c for c in channels if event in STATEFUL_EVENTS.get(c.kind, ())]
                 # Thresholds (severity, score) still apply; only the policy's list of events is bypassed.
                 widened = found.policy.model_copy(update={"events": [*found.policy.events, event]})
                 if targets and route.wants(widened, event, change.facts) is not None:

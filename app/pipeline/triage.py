@@ -91,12 +91,14 @@ def _tell_channels(
     session: Session, finding_id: str, before: str, target: str, actor: str, now: datetime
 ) -> None:
     """A person closing or reopening a finding closes or reopens its tickets and incidents (and tells chat
-    channels whose policy wants ``resolved``/``regressed``), in the same transaction (the outbox). A change
-    that came from a tracker is not echoed back to that tracker."""
+    channels whose policy wants ``resolved``/``regressed``); acknowledging it acknowledges its incident; all
+    in the same transaction (the outbox). A change that came from a tracker is not echoed back to it."""
     if target in CLOSED and before not in CLOSED:
         event: route.NotificationEvent = "resolved"
     elif target == OPEN and before in CLOSED:
         event = "regressed"
+    elif target == ACKNOWLEDGED and before == OPEN:
+        event = "acknowledged"  # only incident channels want it (notify.STATEFUL_EVENTS)
     else:
         return
     rows = routing_facts.rows_for_routing(session, [finding_id])

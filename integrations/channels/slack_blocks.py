@@ -50,6 +50,7 @@ _EVENT_LABEL = {
     "escalated": "Escalated",
     "resolved": "Resolved",
     "reminder": "Still open (reminder)",
+    "acknowledged": "Acknowledged",
 }
 _EVENT_ADJECTIVE = {
     "new": "new",
@@ -57,6 +58,7 @@ _EVENT_ADJECTIVE = {
     "escalated": "escalated",
     "resolved": "resolved",
     "reminder": "still open",
+    "acknowledged": "acknowledged",
 }
 _EVENT_SHORT = {
     "new": "New",
@@ -64,6 +66,7 @@ _EVENT_SHORT = {
     "escalated": "Escalated",
     "resolved": "Resolved",
     "reminder": "Still open",
+    "acknowledged": "Acknowledged",
 }
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 _TOP_REASONS = 3

@@ -39,7 +39,7 @@ SIGNATURE_HEADER = "X-Tocsin-Signature"
 MESSAGE_ID_HEADER = "X-Tocsin-Message-Id"
 EVENT_HEADER = "X-Tocsin-Event"
 
-PayloadEvent = Literal["new", "regressed", "escalated", "resolved", "reminder", "mixed"]
+PayloadEvent = Literal["new", "regressed", "escalated", "resolved", "reminder", "acknowledged", "mixed"]
 
 
 class Options(BaseModel):

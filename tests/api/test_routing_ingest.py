@@ -251,3 +251,27 @@ def test_closing_or_reopening_a_finding_by_hand_tells_its_ticket(client: Any, en
     by_channel = Counter((n.channel_id, n.event) for n in _notifications(engine))
     assert by_channel[(jira_id, "resolved")] == 1 and by_channel[(jira_id, "regressed")] == 1
     assert by_channel[(ids["pay-slack"], "resolved")] == 0
+
+
+def test_acknowledging_a_finding_acknowledges_its_incident_only(client: Any, engine: Engine) -> None:
+    ids = _setup(engine)
+    now = utcnow()
+    pd_id, jira_id = new_id(), new_id()
+    with unit_of_work(engine) as session:
+        for cid, name, kind in ((pd_id, "pay-pd", "pagerduty"), (jira_id, "pay-jira", "jira")):
+            session.add(
+                NotificationChannel(
+                    id=cid,
+                    name=name,
+                    team_id=ids["payments"],
+                    kind=kind,
+                    target="PAY",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    post(client, _paid(1))
+    finding_id = client.get("/v1/findings").json()["items"][0]["id"]
+    assert client.patch(f"/v1/findings/{finding_id}", json={"status": "acknowledged"}).status_code == 200
+    acknowledged = [n.channel_id for n in _notifications(engine) if n.event == "acknowledged"]
+    assert acknowledged == [pd_id]
