@@ -384,6 +384,10 @@ class Notification(BaseModel):
     digest: bool = False
     """True when the message collects what quiet hours held back."""
     thread_ref: str | None = None
+    still_open_in_group: int = 0
+    """Findings of this group (sent before or now) that are still open or acknowledged. A ticket or
+    incident channel closes the group's ticket only when this is 0, so one resolved finding cannot close a
+    ticket that also tracks open ones."""
 
 
 class DeliveryResult(BaseModel):

@@ -323,6 +323,7 @@ class Dispatcher:
             digest=str(group["group_key"]).startswith(outbox.DIGEST_PREFIX),
             items=[(note["event"], findings[note["finding_id"]]) for note in plan.send],
             public_url=self.settings.public_url,
+            still_open_in_group=claimed.open_findings,
         )
         started = self.clock()
         began = time.monotonic()

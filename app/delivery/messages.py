@@ -77,6 +77,7 @@ def build_message(
     digest: bool,
     items: Sequence[tuple[str, Mapping[str, Any]]],
     public_url: str | None,
+    still_open_in_group: int = 0,
 ) -> Notification:
     """``items``: (event, finding row) per notification being sent. A finding named by several
     notifications (new, then escalated) appears once, under its most telling event; most severe first."""
@@ -99,4 +100,5 @@ def build_message(
         total=len(ordered),
         digest=digest,
         thread_ref=thread_ref,
+        still_open_in_group=still_open_in_group,
     )

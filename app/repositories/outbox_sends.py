@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, distinct, func, select, update
 from sqlalchemy.orm import Session
 
 from app.models.findings import Finding
@@ -49,6 +49,8 @@ class ClaimedGroup:
     group: dict[str, Any]
     channel: dict[str, Any] | None
     notifications: list[dict[str, Any]] = field(default_factory=list)
+    open_findings: int = 0
+    """Distinct findings of the group (any notification) still open or acknowledged."""
 
 
 def load_claimed(
@@ -80,6 +82,14 @@ def load_claimed(
     }
     for claimed in groups.values():
         claimed.channel = channels.get(claimed.group["channel_id"])
+    open_counts = session.execute(
+        select(n.c.group_id, func.count(distinct(n.c.finding_id)))
+        .select_from(n.join(FINDINGS, FINDINGS.c.id == n.c.finding_id))
+        .where(is_in(session, n.c.group_id, list(groups)), FINDINGS.c.status.in_(("open", "acknowledged")))
+        .group_by(n.c.group_id)
+    )
+    for group_id, count in open_counts:
+        groups[group_id].open_findings = int(count)
     finding_ids = unique(note["finding_id"] for g in groups.values() for note in g.notifications)
     findings: dict[str, dict[str, Any]] = {}
     for chunk in in_chunks(session, finding_ids):

@@ -163,12 +163,13 @@ class GitHubChannel:
 
     async def _deliver(self, notification: Notification, number: int | None) -> DeliveryResult:
         events = {finding.event for finding in notification.findings}
-        resolving = bool(events) and events == {"resolved"}
+        only_resolutions = bool(events) and events == {"resolved"}
+        resolving = only_resolutions and notification.still_open_in_group == 0
         found_closed = False
         if number is None:
             found = await self._search(recovery_label(notification.group_key))
             if found is None:
-                if resolving:
+                if only_resolutions:
                     return DeliveryResult(ok=True, detail="github: no issue for this group, nothing to close")
                 return await self._create(notification)
             number, found_closed = found

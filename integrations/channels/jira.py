@@ -243,7 +243,7 @@ class JiraChannel:
             if key is None:
                 return await self._create(notification)
             recovered = True
-        if events and events == {"resolved"}:
+        if events == {"resolved"} and notification.still_open_in_group == 0:
             return await self._transition(key, [self.options.transition_resolve], notification, recovered)
         if "regressed" in events:
             return await self._transition(key, self.options.transition_reopen, notification, recovered, True)

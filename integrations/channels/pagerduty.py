@@ -115,7 +115,8 @@ def event_action(notification: Notification, min_severity: Severity) -> EventAct
     """What this message does to the group's alert; None when nothing should be sent."""
     findings = notification.findings
     if findings and all(f.event == "resolved" or f.status == "resolved" for f in findings):
-        return "resolve"
+        # Resolve the group's alert only when none of its findings is still open.
+        return "resolve" if notification.still_open_in_group == 0 else None
     if findings and all(f.status == "acknowledged" for f in findings):
         return "acknowledge"
     if any(_RANK[f.severity] >= _RANK[min_severity] for f in _open(findings)):

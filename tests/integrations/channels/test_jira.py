@@ -235,3 +235,14 @@ def test_render_previews_the_issue_without_sending() -> None:
     preview = jira_module.render(sample_notification(n_findings=2))
     assert preview["summary"] and preview["description_cloud"]["type"] == "doc"
     assert isinstance(preview["description_server"], str) and preview["comment"]["type"] == "doc"
+
+
+def test_a_shared_ticket_stays_open_while_another_finding_of_its_group_is_open(jira: FakeJira) -> None:
+    [created] = send(make(jira), note("new", None))
+    key = created.thread_ref
+    partly = note("resolved", key, notification_id="n2").model_copy(update={"still_open_in_group": 1})
+    [result] = send(make(jira), partly)
+    assert result.ok and jira.issues["SEC-1"].transitions == []  # commented, not closed
+    assert len(jira.issues["SEC-1"].comments) == 1
+    [closed] = send(make(jira), note("resolved", key, notification_id="n3"))
+    assert closed.ok and jira.issues["SEC-1"].transitions == ["Done"]
