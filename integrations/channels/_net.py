@@ -18,8 +18,10 @@ import socket
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import aiohttp
 import httpcore
 import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from app.contracts import OutboundPolicy
 
@@ -163,4 +165,45 @@ def guarded_client(
         follow_redirects=False,
         transport=_GuardedTransport(policy),
         trust_env=False,  # no proxy from the environment: the guard must see the real destination
+    )
+
+
+class _GuardedAiohttpResolver(AbstractResolver):
+    """The same connect-time check for aiohttp (slack-sdk's client): aiohttp connects to exactly the
+    addresses this resolver returns, so only checked addresses are ever dialled."""
+
+    def __init__(self, policy: OutboundPolicy) -> None:
+        self._policy = policy
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        try:
+            addresses = await resolve_allowed(host, port, self._policy)
+        except httpx.ConnectError as exc:
+            raise OSError(str(exc)) from None
+        results: list[ResolveResult] = []
+        for address in addresses:
+            is_v6 = ":" in address
+            results.append(
+                {
+                    "hostname": host,
+                    "host": address,
+                    "port": port,
+                    "family": socket.AF_INET6 if is_v6 else socket.AF_INET,
+                    "proto": 0,
+                    "flags": socket.AI_NUMERICHOST,
+                }
+            )
+        return results
+
+    async def close(self) -> None:
+        return None
+
+
+def guarded_aiohttp_session(policy: OutboundPolicy, timeout: float) -> aiohttp.ClientSession:
+    """An aiohttp session whose connections pass the address check (no proxy from the environment)."""
+    connector = aiohttp.TCPConnector(resolver=_GuardedAiohttpResolver(policy))
+    return aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=timeout), trust_env=False
     )

@@ -27,6 +27,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from app.contracts import DeliveryResult, Notification, OutboundPolicy
 from integrations.channels import slack_blocks
+from integrations.channels._net import guarded_aiohttp_session
 
 kind = "slack"
 
@@ -112,9 +113,10 @@ def build(
     """A ready channel; a missing secret is reported by ``send`` (a user can still fix it and retry).
     The delivery layer checks ``endpoint`` against the outbound policy before each send."""
     config = parse_config(target, options)
+    policy = outbound or OutboundPolicy()
     if config.options.mode == "webhook":
-        return SlackWebhookChannel(config, secret)
-    return SlackChannel(config, secret)
+        return SlackWebhookChannel(config, secret, policy)
+    return SlackChannel(config, secret, policy)
 
 
 def render(notification: Notification, *, actions: bool = True) -> dict[str, Any]:
@@ -134,11 +136,14 @@ class SlackChannel:
 
     kind = kind
 
-    def __init__(self, config: Config, secret: SecretStr | None) -> None:
+    def __init__(
+        self, config: Config, secret: SecretStr | None, outbound: OutboundPolicy | None = None
+    ) -> None:
         self.config = config
         self.endpoint = config.options.base_url
         self._token = secret.get_secret_value().strip() if secret is not None else ""
         self._session: aiohttp.ClientSession | None = None
+        self._outbound = outbound or OutboundPolicy()
 
     async def send(self, notification: Notification) -> DeliveryResult:
         """Post the message (a thread reply when the group has a thread). When it only tells that findings
@@ -215,7 +220,7 @@ class SlackChannel:
         """A client on this channel's session; the session is made here so it belongs to the running loop."""
         timeout = self.config.options.timeout_seconds
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
+            self._session = guarded_aiohttp_session(self._outbound, timeout)
         return AsyncWebClient(
             token=self._token,
             base_url=self.endpoint,
@@ -288,11 +293,14 @@ class SlackWebhookChannel:
 
     kind = kind
 
-    def __init__(self, config: Config, secret: SecretStr | None) -> None:
+    def __init__(
+        self, config: Config, secret: SecretStr | None, outbound: OutboundPolicy | None = None
+    ) -> None:
         self.config = config
         self._url = secret.get_secret_value().strip() if secret is not None else ""
         self.endpoint = _origin(self._url) or "https://hooks.slack.com/"
         self._session: aiohttp.ClientSession | None = None
+        self._outbound = outbound or OutboundPolicy()
 
     async def send(self, notification: Notification) -> DeliveryResult:
         if not self._url:
@@ -308,7 +316,7 @@ class SlackWebhookChannel:
         payload = render(notification, actions=False)
         timeout = self.config.options.timeout_seconds
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
+            self._session = guarded_aiohttp_session(self._outbound, timeout)
         client = AsyncWebhookClient(
             self._url, timeout=int(timeout) or 1, session=self._session, retry_handlers=[], logger=_QUIET
         )

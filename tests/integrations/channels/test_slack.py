@@ -326,3 +326,19 @@ def test_valid_channels_and_unknown_kinds() -> None:
     validate_channel("SLACK", "G0PRIVATE1", {})
     with pytest.raises(ValueError, match=r"unknown channel kind 'pager'.*slack"):
         validate_channel("pager", "x", {})
+
+
+def test_host_names_resolving_to_private_addresses_are_refused_when_connecting(slack: FakeSlack) -> None:
+    """The connect-time guard (DNS rebinding): ``localhost`` resolves to loopback, so the bot never
+    connects unless the deployment allow-lists it. IP literals cannot rebind; delivery/ checks those before
+    sending."""
+    from app.contracts import OutboundPolicy
+
+    url = slack.url.replace("127.0.0.1", "localhost")
+    channel = build_channel("slack", CHANNEL_ID, {"base_url": url}, SecretStr(TOKEN), OutboundPolicy())
+    [refused] = send(channel, sample_notification())
+    assert not refused.ok and slack.posted() == []
+    allowed = OutboundPolicy(frozenset({"localhost"}))
+    channel = build_channel("slack", CHANNEL_ID, {"base_url": url}, SecretStr(TOKEN), allowed)
+    [sent] = send(channel, sample_notification())
+    assert sent.ok and len(slack.posted()) == 1
