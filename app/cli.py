@@ -1,4 +1,4 @@
-"""The ``tocsin`` command: serve, worker, migrate, tokens, pull."""
+"""The ``tocsin`` command: serve, worker, migrate, tokens, apply, ingest, pull."""
 
 from __future__ import annotations
 
