@@ -7,8 +7,9 @@ Used by ``tocsin worker`` (any number of processes) and embedded in ``tocsin ser
 3. per group, at send time: drop what is no longer relevant (finding closed), hold what a silence covers
    (until it ends) and what quiet hours hold (moved into the team's digest group, sent as one digest when
    the window ends); send the rest as ONE message, paced per channel, with a timeout;
-4. record the attempt (``deliveries``) and its outcome in one short transaction per group: sent, retry
-   later (exponential backoff with full jitter, or ``Retry-After``: a 429 never kills a message), or dead.
+4. record the attempt (``deliveries``) and its outcome (groups finishing together share one short
+   transaction): sent, retry later (exponential backoff with full jitter, or ``Retry-After``: a 429 never
+   kills a message), or dead.
 
 Delivery is at least once: a worker killed between a send and its record leaves the group leased, and
 another worker sends it again once the lease has passed. Time comes from an injectable clock, so tests
@@ -24,7 +25,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,6 +37,7 @@ from app.contracts import Channel, DeliveryResult, OutboundPolicy
 from app.db import read_only, run_transaction, unit_of_work
 from app.delivery import outbound
 from app.delivery.backoff import retry_delay
+from app.delivery.batching import Pacer, WriteBatcher, channel_rate
 from app.delivery.messages import build_message
 from app.delivery.metrics import (
     DELIVERY_LATENCY,
@@ -45,9 +47,10 @@ from app.delivery.metrics import (
     NOTIFICATIONS_SENT,
 )
 from app.delivery.secrets import SecretMissing, resolve_secret
-from app.pipeline.route import Facts, RoutingTable, held_by_quiet_hours, silence_for
+from app.delivery.send_plan import SendPlan, plan_group
+from app.pipeline.route import RoutingTable
 from app.repositories import outbox, outbox_sends
-from app.repositories.outbox_sends import ClaimedGroup, Hold
+from app.repositories.outbox_sends import ClaimedGroup
 from app.settings import Settings
 from integrations.channels import build_channel
 
@@ -55,9 +58,10 @@ log = logging.getLogger("tocsin.delivery")
 
 DELIVERY_OPTIONS = ("rate_per_second",)
 """Channel options the dispatcher reads itself; they are not passed to the channel's config."""
-CLOSED_STATUSES = frozenset({"resolved", "suppressed", "false_positive"})
 DB_ATTEMPTS = 4
 LEASE_MARGIN_SECONDS = 5.0
+
+REFUSAL_CACHE_SECONDS = 30.0
 
 ChannelFactory = Callable[[str, str, Mapping[str, Any], SecretStr | None, OutboundPolicy], Channel]
 
@@ -91,75 +95,6 @@ class RoundStats:
         )
 
 
-@dataclass
-class _Plan:
-    send: list[dict[str, Any]] = field(default_factory=list)
-    holds: list[Hold] = field(default_factory=list)
-    drops: list[tuple[str, str]] = field(default_factory=list)
-
-
-class _Pacer:
-    """At most ``rate`` messages per second per channel in this process (a reservation per send)."""
-
-    def __init__(self) -> None:
-        self._next: dict[str, float] = {}
-
-    def reserve(self, channel_id: str, rate: float) -> float:
-        """Seconds to wait before sending; reserves the slot."""
-        now = time.monotonic()
-        slot = max(now, self._next.get(channel_id, 0.0))
-        self._next[channel_id] = slot + 1.0 / rate
-        return slot - now
-
-    def cancel(self, channel_id: str, rate: float) -> None:
-        if channel_id in self._next:
-            self._next[channel_id] -= 1.0 / rate
-
-
-REFUSAL_CACHE_SECONDS = 30.0
-
-
-class _WriteBatcher:
-    """Records of groups whose sends finish at about the same time go into one transaction: one
-    BEGIN/COMMIT and one thread hop instead of one per group (profiled: the per-group transaction was a
-    third of a worker's CPU). If the shared transaction fails, each write is retried alone so one bad
-    group cannot fail the others."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._pending: list[tuple[Callable[[Any], Any], asyncio.Future[Any]]] = []
-        self._flushing: asyncio.Task[None] | None = None
-
-    async def submit(self, work: Callable[[Any], Any]) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((work, future))
-        if self._flushing is None:
-            self._flushing = asyncio.create_task(self._flush())
-        return await future
-
-    async def _flush(self) -> None:
-        await asyncio.sleep(0)  # let the sends finishing in this loop iteration join the batch
-        batch, self._pending, self._flushing = self._pending, [], None
-        try:
-            results = await asyncio.to_thread(
-                run_transaction, self.engine, lambda s: [work(s) for work, _ in batch], DB_ATTEMPTS
-            )
-        except Exception:
-            for work, future in batch:
-                try:
-                    result = await asyncio.to_thread(run_transaction, self.engine, work, DB_ATTEMPTS)
-                except Exception as exc:
-                    if not future.done():
-                        future.set_exception(exc)
-                else:
-                    if not future.done():
-                        future.set_result(result)
-            return
-        for (_, future), result in zip(batch, results, strict=True):
-            if not future.done():
-                future.set_result(result)
-
-
 class Dispatcher:
     def __init__(
         self,
@@ -178,9 +113,9 @@ class Dispatcher:
         self.concurrency = concurrency or settings.delivery_concurrency
         self._factory = channel_factory
         self._channels: dict[str, tuple[tuple[Any, ...], Channel]] = {}
-        self._pacer = _Pacer()
+        self._pacer = Pacer()
         self._slots = asyncio.Semaphore(self.concurrency)  # send slots of the current round
-        self._writes: _WriteBatcher | None = None  # created in the running loop
+        self._writes: WriteBatcher | None = None  # created in the running loop
         self._refusals: dict[str, tuple[float, str | None]] = {}
         self._stopping = asyncio.Event()
         self.totals = RoundStats()
@@ -297,7 +232,7 @@ class Dispatcher:
             return stats
         channel_row = claimed.channel
         assert channel_row is not None  # plan_group drops everything of a missing channel
-        rate = _rate(channel_row, self.settings.delivery_default_rate_per_second)
+        rate = channel_rate(channel_row, self.settings.delivery_default_rate_per_second)
         wait = self._pacer.reserve(channel_row["id"], rate)
         lease_left = claimed_at + self.settings.delivery_lease_seconds - time.monotonic() - wait
         if lease_left < self.settings.delivery_send_timeout_seconds + LEASE_MARGIN_SECONDS:
@@ -362,7 +297,7 @@ class Dispatcher:
     async def _write(self, work: Callable[[Any], Any]) -> Any:
         """Run ``work(session)`` in a transaction; writes of groups finishing together share one."""
         if self._writes is None:
-            self._writes = _WriteBatcher(self.engine)
+            self._writes = WriteBatcher(self.engine, DB_ATTEMPTS)
         return await self._writes.submit(work)
 
     async def _refusal(self, endpoint: str) -> str | None:
@@ -376,7 +311,7 @@ class Dispatcher:
         self._refusals[endpoint] = (now + REFUSAL_CACHE_SECONDS, refused)
         return refused
 
-    def _decide_and_release(self, session: Any, group: dict[str, Any], plan: _Plan, now: datetime) -> None:
+    def _decide_and_release(self, session: Any, group: dict[str, Any], plan: SendPlan, now: datetime) -> None:
         outbox_sends.apply_decisions(session, group, plan.holds, plan.drops, now)
         outbox_sends.release(session, group["id"], self.worker_id)
 
@@ -433,7 +368,7 @@ class Dispatcher:
         self,
         session: Any,
         claimed: ClaimedGroup,
-        plan: _Plan,
+        plan: SendPlan,
         message_id: str,
         digest: bool,
         result: DeliveryResult,
@@ -493,54 +428,6 @@ class Dispatcher:
             session, group, retry, dead, error, now, now + timedelta(seconds=delay), first_failed
         )
         return 0, len(retry), len(dead)
-
-
-def plan_group(
-    claimed: ClaimedGroup, findings: Mapping[str, Mapping[str, Any]], table: RoutingTable, now: datetime
-) -> _Plan:
-    """Decide, per pending notification at send time: send, hold (silence, quiet hours) or drop."""
-    plan = _Plan()
-    channel = claimed.channel
-    group_key = str(claimed.group["group_key"])
-    in_digest = group_key.startswith(outbox.DIGEST_PREFIX)
-    for note in claimed.notifications:
-        finding = findings.get(note["finding_id"])
-        if channel is None or not channel.get("enabled", True):
-            plan.drops.append((note["id"], "the channel was disabled or deleted before the message went out"))
-            continue
-        if finding is None:
-            plan.drops.append((note["id"], "the finding no longer exists"))
-            continue
-        status = str(finding["status"])
-        if status in CLOSED_STATUSES and note["event"] != "resolved":
-            plan.drops.append((note["id"], f"the finding is {status.replace('_', ' ')}: nothing to tell"))
-            continue
-        facts = Facts.from_row(finding)
-        silence = silence_for(facts, table.silences, now)
-        if silence is not None:
-            reason = f"silenced by {silence.id}: {silence.reason} until {silence.ends_at.isoformat()}"
-            plan.holds.append(Hold(note["id"], reason, silence.ends_at, silence_id=silence.id))
-            continue
-        team = table.teams.get(str(note["team"]))
-        quiet_until = held_by_quiet_hours(team, facts, now) if team is not None else None
-        if quiet_until is not None:
-            reason = (
-                f"quiet hours of team {team.name if team else note['team']} until {quiet_until.isoformat()}"
-            )
-            digest_team = None if in_digest else str(note["team"])
-            plan.holds.append(Hold(note["id"], reason, quiet_until, digest_team=digest_team))
-            continue
-        plan.send.append(note)
-    return plan
-
-
-def _rate(channel_row: Mapping[str, Any], default: float) -> float:
-    value = (channel_row.get("options") or {}).get("rate_per_second")
-    try:
-        rate = float(value) if value is not None else default
-    except (TypeError, ValueError):
-        rate = default
-    return rate if rate > 0 else default
 
 
 def _first_line(exc: BaseException) -> str:
