@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from app import cli_tokens
 from app.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -198,74 +199,6 @@ def _reuse_port_socket(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
-
-
-CLI_ACTOR = "cli"  # the audit log's actor for changes made with this command
-
-
-def cmd_tokens_create(args: argparse.Namespace) -> int:
-    from app.auth import audit_created, create_token
-    from app.db import create_db_engine, unit_of_work
-    from app.errors import AppError
-
-    settings = _settings()
-    engine = create_db_engine(settings)
-    try:
-        with unit_of_work(engine) as session:
-            token, secret = create_token(session, args.name, args.scope, args.expires_at, sources=args.source)
-            audit_created(session, token, CLI_ACTOR, None)
-    except AppError as exc:
-        print(f"tocsin: {exc.message}", file=sys.stderr)
-        return 1
-    finally:
-        engine.dispose()
-    print(secret)  # alone on stdout, so that `TOKEN=$(tocsin tokens create ...)` works
-    return 0
-
-
-def cmd_tokens_revoke(args: argparse.Namespace) -> int:
-    from app.auth import audit_revoked, revoke_token
-    from app.db import create_db_engine, unit_of_work
-    from app.errors import AppError
-
-    settings = _settings()
-    engine = create_db_engine(settings)
-    try:
-        with unit_of_work(engine) as session:
-            _, was_active = revoke_token(session, args.name)
-            if was_active:
-                audit_revoked(session, args.name, CLI_ACTOR, None)
-    except AppError as exc:
-        print(f"tocsin: {exc.message}", file=sys.stderr)
-        return 1
-    finally:
-        engine.dispose()
-    print(f"revoked {args.name}" if was_active else f"{args.name} was already revoked", file=sys.stderr)
-    return 0
-
-
-def cmd_tokens_list(args: argparse.Namespace) -> int:
-    from app.clock import utcnow
-    from app.db import create_db_engine, unit_of_work
-    from app.repositories import tokens as repo
-
-    engine = create_db_engine(_settings())
-    now = utcnow()
-    try:
-        with unit_of_work(engine) as session:
-            for token in repo.all_tokens(session):
-                if token.revoked_at:
-                    state = "revoked"
-                elif token.expires_at and token.expires_at <= now:
-                    state = "expired"
-                else:
-                    state = "active"
-                print(
-                    f"{token.name}\t{','.join(token.scopes)}\t{state}\tlast used {token.last_used_at or 'never'}"
-                )
-    finally:
-        engine.dispose()
-    return 0
 
 
 def cmd_pull_aws(args: argparse.Namespace) -> int:
@@ -475,12 +408,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="bind an ingest token to this finding source, e.g. trivy (repeatable; default: any source)",
     )
-    create.set_defaults(func=cmd_tokens_create)
+    create.set_defaults(func=lambda a: cli_tokens.create(a, _settings()))
     revoke = tsub.add_parser("revoke", help="revoke a token by name")
     revoke.add_argument("name")
-    revoke.set_defaults(func=cmd_tokens_revoke)
+    revoke.set_defaults(func=lambda a: cli_tokens.revoke(a, _settings()))
     listing = tsub.add_parser("list", help="list tokens (never the secrets)")
-    listing.set_defaults(func=cmd_tokens_list)
+    listing.set_defaults(func=lambda a: cli_tokens.listing(a, _settings()))
 
     ingest = sub.add_parser(
         "ingest",
