@@ -38,13 +38,12 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 from app.contracts import DeliveryResult, Notification, OutboundPolicy
-from integrations.channels import email_render
+from integrations.channels import _http, email_render
 from integrations.channels._net import OutboundRefused, resolve_allowed
 
 kind = "email"
@@ -145,19 +144,7 @@ class Config(BaseModel):
 
 def parse_config(target: str, options: Mapping[str, Any]) -> Config:
     """Validate target and options; raises ValueError naming each bad field (safe to show a user)."""
-    if not isinstance(options, Mapping):
-        raise ValueError("invalid email channel: options: must be an object of option names to values")
-    try:
-        return Config.model_validate({"target": target, "options": dict(options)})
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            field = ".".join(str(part) for part in error["loc"])
-            if error["type"] == "extra_forbidden":
-                problems.append(f"{field}: unknown option (email accepts {', '.join(Options.model_fields)})")
-            else:
-                problems.append(f"{field}: {error['msg'].removeprefix('Value error, ')}")
-        raise ValueError(f"invalid email channel: {'; '.join(problems)}") from None
+    return _http.parse_config("email", Config, Options, target, options)
 
 
 def validate(target: str, options: Mapping[str, Any]) -> None:

@@ -33,13 +33,12 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 from app.contracts import DeliveryResult, Notification, OutboundPolicy, Severity
-from integrations.channels import jira_render
+from integrations.channels import _http, jira_render
 from integrations.channels._net import OutboundRefused, check_url, guarded_client
 
 kind = "jira"
@@ -138,19 +137,7 @@ class Config(BaseModel):
 
 def parse_config(target: str, options: Mapping[str, Any]) -> Config:
     """Validate target and options; raises ValueError naming each bad field (safe to show a user)."""
-    if not isinstance(options, Mapping):
-        raise ValueError("invalid jira channel: options: must be an object of option names to values")
-    try:
-        return Config.model_validate({"target": target, "options": dict(options)})
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            field = ".".join(str(part) for part in error["loc"])
-            if error["type"] == "extra_forbidden":
-                problems.append(f"{field}: unknown option (jira accepts {', '.join(Options.model_fields)})")
-            else:
-                problems.append(f"{field}: {error['msg'].removeprefix('Value error, ')}")
-        raise ValueError(f"invalid jira channel: {'; '.join(problems)}") from None
+    return _http.parse_config("jira", Config, Options, target, options)
 
 
 def validate(target: str, options: Mapping[str, Any]) -> None:

@@ -20,13 +20,13 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from app.contracts import DeliveryResult, Notification, OutboundPolicy
-from integrations.channels import slack_blocks
+from integrations.channels import _http, slack_blocks
 from integrations.channels._net import guarded_aiohttp_session
 
 kind = "slack"
@@ -86,20 +86,7 @@ class Config(BaseModel):
 
 def parse_config(target: str, options: Mapping[str, Any]) -> Config:
     """Validate target and options; raises ValueError naming each bad field (safe to show a user)."""
-    if not isinstance(options, Mapping):
-        raise ValueError("invalid slack channel: options: must be an object of option names to values")
-    try:
-        return Config.model_validate({"target": target, "options": dict(options)})
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            field = ".".join(str(part) for part in error["loc"])
-            if error["type"] == "extra_forbidden":
-                known = ", ".join(Options.model_fields)
-                problems.append(f"{field}: unknown option (slack accepts {known})")
-            else:
-                problems.append(f"{field}: {error['msg'].removeprefix('Value error, ')}")
-        raise ValueError(f"invalid slack channel: {'; '.join(problems)}") from None
+    return _http.parse_config("slack", Config, Options, target, options)
 
 
 def validate(target: str, options: Mapping[str, Any]) -> None:
