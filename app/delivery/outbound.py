@@ -6,8 +6,9 @@ port (SSRF). Before a send, the endpoint's host is resolved and refused when any
 private, link-local (169.254.0.0/16 holds the metadata service), multicast, reserved or unspecified,
 unless the host is listed in ``TOCSIN_OUTBOUND_ALLOW_HOSTS``. A refusal is a non-retryable failure.
 
-Limit: the HTTP client resolves the name again when it connects, so a DNS answer that changes between
-the two (rebinding) is not caught; an egress proxy or network policy is the complete answer.
+This is the early, cheap refusal (a clear, final error before anything is sent); the channels' own
+clients repeat the address check at connect time (``integrations.channels._net``), which is what closes
+the DNS-rebinding window. Both use the same address classes.
 """
 
 from __future__ import annotations
@@ -17,20 +18,7 @@ import socket
 from collections.abc import Collection
 from urllib.parse import urlsplit
 
-METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data"})
-
-
-def _blocked(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return (
-        address.is_loopback
-        or address.is_private
-        or address.is_link_local
-        or address.is_multicast
-        or address.is_reserved
-        or address.is_unspecified
-    )
+from integrations.channels._net import METADATA_HOSTS, address_refusal
 
 
 def refusal(endpoint: str, allow_hosts: Collection[str]) -> str | None:
@@ -55,7 +43,7 @@ def refusal(endpoint: str, allow_hosts: Collection[str]) -> str | None:
         return f"cannot resolve {host}: {exc}"
     for info in infos:
         address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-        if _blocked(address):
+        if address_refusal(address) is not None:
             return (
                 f"refused: {host} resolves to the non-public address {address}; list the host in "
                 "TOCSIN_OUTBOUND_ALLOW_HOSTS if Tocsin should reach it"
