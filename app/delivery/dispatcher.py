@@ -56,8 +56,6 @@ from integrations.channels import build_channel
 
 log = logging.getLogger("tocsin.delivery")
 
-DELIVERY_OPTIONS = ("rate_per_second",)
-"""Channel options the dispatcher reads itself; they are not passed to the channel's config."""
 DB_ATTEMPTS = 4
 LEASE_MARGIN_SECONDS = 5.0
 
@@ -347,7 +345,7 @@ class Dispatcher:
 
     def _channel(self, row: Mapping[str, Any], secret: SecretStr | None) -> Channel:
         """A cached channel per channel row; rebuilt when its config or its secret changes."""
-        options = {k: v for k, v in (row.get("options") or {}).items() if k not in DELIVERY_OPTIONS}
+        options = dict(row.get("options") or {})  # build_channel sets the delivery-level ones aside
         key = (
             row["kind"],
             row["target"],
