@@ -188,8 +188,9 @@ def _store(
         if change is not None:
             found = routing.routes(change.facts)
             changes.append((change, found))
-            if notify.owner(found) != (state.team, state.routed_by):
-                owners[state.id] = notify.owner(found)
+            owner = notify.owner(found)
+            if owner != (state.team, state.routed_by):
+                owners[state.id] = owner
         targets[item.fingerprint] = (state.id, state.fingerprint)
         events.append(
             _event(state.id, event.event or "seen", actor, now, state.status, row["status"], event.note)
